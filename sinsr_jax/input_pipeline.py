@@ -1,0 +1,131 @@
+"""Data: TFDS (array_record) -> grain MapDataset -> paired (LR, HR) patches, and eval images.
+
+Training: shard by process -> seeded shuffle, repeated with a new order every epoch -> random
+HR crop, flips and 90-degree rotations -> LR by MATLAB bicubic downscaling -> batch -> worker
+prefetch. Every random choice is a function of (seed, element index), so the stream is
+reproducible and its position is all a checkpoint needs to resume it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import grain
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+
+from sinsr_jax import degradations
+from sinsr_jax.config_checks import ensure_writable_dir
+from sinsr_jax.errors import DataError
+
+
+def resolve_data_dir(data_dir: str) -> str:
+  return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+def prepare_builder(data_cfg: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """Returns the dataset's builder, generating/preparing it into data_dir on first use."""
+  import tfds_sem  # noqa: F401  (registers the project's builders)
+
+  data_dir = resolve_data_dir(data_cfg.data_dir)
+  name = data_cfg.name + (f"/{data_cfg.builder_config}" if data_cfg.builder_config else "")
+  try:
+    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  except tfds.core.registered.DatasetNotFoundError:
+    raise DataError(f"unknown dataset {data_cfg.name!r}; the project's own are "
+                    f"{', '.join(_project_datasets())}") from None
+  if not builder.is_prepared():
+    ensure_writable_dir(data_dir, "data directory")
+    logging.info("Preparing %s into %s (first use only).", name, data_dir)
+    builder.download_and_prepare()
+  return builder
+
+
+def _project_datasets() -> list[str]:
+  import tfds_sem
+
+  return sorted(cls.name for cls in map(tfds_sem.__dict__.get, tfds_sem.__all__))
+
+
+def _to_float(image: np.ndarray, channels: int) -> np.ndarray:
+  """uint8/uint16 HxWxC -> float32 [0, 1] with ``channels`` channels."""
+  scale = 65535.0 if image.dtype == np.uint16 else 255.0
+  x = image.astype(np.float32) / scale
+  if x.shape[-1] == channels:
+    return x
+  if channels == 3 and x.shape[-1] == 1:
+    return np.repeat(x, 3, axis=-1)
+  if channels == 1 and x.shape[-1] == 3:
+    return x @ np.array([[0.299], [0.587], [0.114]], np.float32)  # ITU-R BT.601 luma
+  raise DataError(f"cannot convert {x.shape[-1]}-channel images to {channels} channels")
+
+
+def make_lr(hr: np.ndarray, scale: int, quantize: bool) -> np.ndarray:
+  lr = degradations.bicubic_downscale(hr, scale)
+  return degradations.quantize_8bit(lr) if quantize else lr
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedPatch:
+  """Random HR crop + dihedral augmentation + on-the-fly LR (a grain random map)."""
+
+  patch_size: int
+  scale: int
+  channels: int
+  augment: bool
+  quantize_lr: bool
+
+  def __call__(self, element: dict, rng: np.random.Generator) -> dict:
+    image = element["image"]
+    h, w = image.shape[:2]
+    p = self.patch_size
+    if h < p or w < p:
+      raise DataError(f"image {element.get('filename', b'?')!r} ({h}x{w}) is smaller than the "
+                      f"{p}x{p} training patch")
+    top, left = rng.integers(0, h - p + 1), rng.integers(0, w - p + 1)
+    hr = _to_float(image[top:top + p, left:left + p], self.channels)
+    if self.augment:
+      hr = np.rot90(hr, k=int(rng.integers(4)))
+      if rng.random() < 0.5:
+        hr = hr[:, ::-1]
+    hr = np.ascontiguousarray(hr)
+    return {"hr": hr, "lr": make_lr(hr, self.scale, self.quantize_lr)}
+
+
+def train_iterator(source, data_cfg: ml_collections.ConfigDict, *, channels: int,
+                   batch_size: int, seed: int, process_index: int, process_count: int):
+  """Endless iterator of {"lr": (B, p/s, p/s, C), "hr": (B, p, p, C)} float32 batches.
+
+  ``batch_size`` is this process's share of the global batch. The iterator supports
+  ``get_state``/``set_state`` (checkpointed with the train state).
+  """
+  ds = grain.MapDataset.source(source)[process_index::process_count]
+  if len(ds) == 0:
+    raise DataError(f"split {data_cfg.train_split!r} has no examples for process {process_index}")
+  ds = ds.shuffle(seed=seed).repeat()
+  ds = ds.random_map(PairedPatch(data_cfg.patch_size, data_cfg.scale, channels,
+                                 data_cfg.augment, data_cfg.quantize_lr), seed=seed)
+  ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
+  if data_cfg.num_workers > 0:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=data_cfg.num_workers, per_worker_buffer_size=data_cfg.prefetch_buffer))
+  return iter(ds)
+
+
+def eval_images(source, data_cfg: ml_collections.ConfigDict, *, channels: int) -> list[dict]:
+  """Whole eval images: HR cropped to a multiple of the scale, LR by bicubic downscaling."""
+  count = len(source)
+  if data_cfg.eval_max_images:
+    count = min(count, data_cfg.eval_max_images)
+  if count == 0:
+    raise DataError(f"eval split {data_cfg.eval_split!r} is empty")
+  s = data_cfg.scale
+  pairs = []
+  for i in range(count):  # first N in the stored order: a fixed, reproducible subset
+    hr = _to_float(source[i]["image"], channels)
+    hr = hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]
+    pairs.append({"hr": hr, "lr": make_lr(hr, s, data_cfg.quantize_lr)})
+  return pairs

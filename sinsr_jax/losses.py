@@ -1,0 +1,54 @@
+"""Loss terms: pure functions on NHWC batches in [0, 1] (logits for the adversarial terms)."""
+
+from __future__ import annotations
+
+import dm_pix
+import jax
+import jax.numpy as jnp
+import optax
+
+_SOBEL_X = jnp.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def pixel_l1(sr, hr):
+  return jnp.mean(jnp.abs(sr - hr))
+
+
+def sobel(images):
+  """Sobel derivatives (N, H, W, C) -> (N, H, W, C, 2) [d/dy, d/dx], reflect-padded borders.
+
+  Kernels as scipy.ndimage.sobel (unnormalised); applied per channel by one depthwise conv.
+  """
+  channels = images.shape[-1]
+  kernels = jnp.stack([_SOBEL_X.T, _SOBEL_X], -1)  # (3, 3, 2): d/dy, d/dx
+  kernels = jnp.tile(kernels[:, :, None, :], (1, 1, 1, channels))  # (3, 3, 1, 2C)
+  padded = jnp.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+  # XLA convolutions are cross-correlations, as scipy.ndimage.sobel's correlate1d.
+  out = jax.lax.conv_general_dilated(
+      padded, kernels, window_strides=(1, 1), padding="VALID",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels,
+      precision=jax.lax.Precision.HIGHEST)
+  n, h, w, _ = out.shape
+  return out.reshape(n, h, w, channels, 2)
+
+
+def sobel_gradient_l2(sr, hr):
+  """MSE between the Sobel derivative maps: penalises blurred or displaced edges."""
+  return jnp.mean((sobel(sr) - sobel(hr)) ** 2)
+
+
+def ssim_loss(sr, hr):
+  """1 - SSIM (dm-pix, 11x11 Gaussian window, sigma 1.5) on [0, 1] images."""
+  return 1.0 - jnp.mean(dm_pix.ssim(sr, hr, max_val=1.0))
+
+
+def d_loss_bce(real_logits, fake_logits):
+  """Discriminator side of the vanilla GAN: real -> 1, fake -> 0."""
+  real = optax.sigmoid_binary_cross_entropy(real_logits, jnp.ones_like(real_logits))
+  fake = optax.sigmoid_binary_cross_entropy(fake_logits, jnp.zeros_like(fake_logits))
+  return jnp.mean(real) + jnp.mean(fake)
+
+
+def g_loss_bce(fake_logits):
+  """Generator side of the (non-saturating) vanilla GAN: make fakes look real."""
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits)))

@@ -1,0 +1,5 @@
+"""Image-quality metrics. Conventions (border crop, data range, quantization) are arguments."""
+
+from sinsr_jax.metrics.psnr_ssim import CONVENTION, psnr_db, ssim, to_pixel_range
+
+__all__ = ["CONVENTION", "psnr_db", "ssim", "to_pixel_range"]

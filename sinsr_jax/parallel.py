@@ -1,0 +1,39 @@
+"""Data parallelism over a 1-D ``data`` mesh of every device of every process.
+
+A per-device step is mapped with ``jax.shard_map`` under ``jax.jit`` (what ``jax.pmap`` itself is
+in JAX >= 0.10). ``check_vma=False`` keeps pmap's semantics: inside the step, gradients of the
+replicated parameters are per-device and the step averages them with ``lax.pmean`` itself
+(with ``check_vma=True`` autodiff would already sum them across devices).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from sinsr_jax.steps import AXIS
+
+
+def make_mesh(devices=None) -> Mesh:
+  return Mesh(np.asarray(devices if devices is not None else jax.devices()), (AXIS,))
+
+
+def replicate(tree, mesh: Mesh):
+  return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def shard_batch(local_batch, mesh: Mesh):
+  """This process's share of the batch -> global arrays split over the ``data`` axis."""
+  sharding = NamedSharding(mesh, P(AXIS))
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
+
+
+def data_parallel(step_fn: Callable, mesh: Mesh) -> Callable:
+  """(state, batch) -> (state, metrics), jitted over the mesh, the state buffers donated."""
+  mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()),
+                         check_vma=False)
+  return jax.jit(mapped, donate_argnums=(0,))

@@ -1,0 +1,110 @@
+"""Pure per-device training steps. No I/O, no Python side effects.
+
+Each step is written for one device's shard of the batch; gradients and metrics are averaged
+over the ``data`` mesh axis with ``lax.pmean`` (see parallel.py for the mapping).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from sinsr_jax import losses
+
+AXIS = "data"
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  g_params: Any
+  d_params: Any
+  g_opt_state: Any
+  d_opt_state: Any
+  ema_params: Any  # exponential moving average of the generator: what is evaluated and saved
+  rng: jax.Array
+
+
+def create_train_state(rng, g_model: nn.Module, d_model: nn.Module, g_tx, d_tx,
+                       lr_shape: tuple[int, ...], hr_shape: tuple[int, ...]) -> TrainState:
+  g_rng, d_rng, rng = jax.random.split(rng, 3)
+  lr, hr = jnp.zeros(lr_shape, jnp.float32), jnp.zeros(hr_shape, jnp.float32)
+  g_params = g_model.init(g_rng, lr)["params"]
+  d_params = d_model.init(d_rng, lr, hr)["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
+                    g_opt_state=g_tx.init(g_params), d_opt_state=d_tx.init(d_params),
+                    ema_params=g_params, rng=rng)
+
+
+def generate(g_model: nn.Module, params, lr, train: bool = False):
+  """SR image of a generator, whether it returns the image or a dict with key "sr"."""
+  out = g_model.apply({"params": params}, lr, train=train)
+  return out["sr"] if isinstance(out, dict) else out
+
+
+def _ema(ema_params, params, step, decay: float):
+  # Warm-up keeps the average from being dominated by the random initialisation early on.
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema_params, params)
+
+
+def pretrain_step(state: TrainState, batch, *, g_model, g_tx, ema_decay: float):
+  """PSNR-oriented phase: generator only, pixel L1."""
+
+  def loss_fn(params):
+    return losses.pixel_l1(generate(g_model, params, batch["lr"], train=True), batch["hr"])
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.g_params)
+  grads = jax.lax.pmean(grads, AXIS)
+  updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+  g_params = optax.apply_updates(state.g_params, updates)
+  new_state = state.replace(
+      step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state,
+      ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
+  return new_state, jax.lax.pmean({"g_loss": loss, "pixel": loss}, AXIS)
+
+
+def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights: dict,
+             ema_decay: float):
+  """GAN phase: G on pixel + adversarial + SSIM + Sobel-gradient losses, then D on (LR, HR/SR)."""
+  lr, hr = batch["lr"], batch["hr"]
+  discriminate = functools.partial(d_model.apply, lr=lr, train=True)
+
+  def g_loss_fn(params):
+    sr = generate(g_model, params, lr, train=True)
+    terms = {
+        "pixel": losses.pixel_l1(sr, hr),
+        "adversarial": losses.g_loss_bce(discriminate({"params": state.d_params}, image=sr)),
+        "ssim": losses.ssim_loss(sr, hr),
+        "gradient": losses.sobel_gradient_l2(sr, hr),
+    }
+    total = sum(weights[k] * v for k, v in terms.items())
+    return total, (terms, sr)
+
+  (g_loss, (terms, sr)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
+  sr = jax.lax.stop_gradient(sr)
+
+  def d_loss_fn(params):
+    real = discriminate({"params": params}, image=hr)
+    fake = discriminate({"params": params}, image=sr)
+    accuracy = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))
+    return losses.d_loss_bce(real, fake), accuracy
+
+  (d_loss, d_acc), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
+  g_grads, d_grads = jax.lax.pmean((g_grads, d_grads), AXIS)
+
+  g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+  g_params = optax.apply_updates(state.g_params, g_updates)
+  d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
+  d_params = optax.apply_updates(state.d_params, d_updates)
+  new_state = state.replace(
+      step=state.step + 1, g_params=g_params, d_params=d_params, g_opt_state=g_opt_state,
+      d_opt_state=d_opt_state, ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
+  metrics = {"g_loss": g_loss, "d_loss": d_loss, "d_accuracy": d_acc, **terms}
+  return new_state, jax.lax.pmean(metrics, AXIS)

@@ -1,0 +1,181 @@
+"""train_and_evaluate(config, workdir): the training loop, checkpoints, logging, validation."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from clu import metric_writers, periodic_actions
+
+from sinsr_jax import checkpointing, input_pipeline, models, parallel, steps, validation
+from sinsr_jax.config_checks import check_config, ensure_writable_dir, model_kwargs
+
+
+def build_models(config: ml_collections.ConfigDict):
+  scale = config.data.scale
+  g_model = models.create_generator(config.model.name, scale=scale,
+                                    channels=config.model.channels, **model_kwargs(config.model))
+  d_model = models.create_discriminator(config.discriminator.name, scale=scale,
+                                        **model_kwargs(config.discriminator))
+  return g_model, d_model
+
+
+def build_optimizers(optim: ml_collections.ConfigDict):
+  def adam(lr):
+    schedule = optax.exponential_decay(lr, optim.decay_steps, optim.decay_rate)
+    return optax.adam(schedule, b1=optim.b1, b2=optim.b2)
+
+  return adam(optim.g_lr), adam(optim.d_lr)
+
+
+def initial_state(config, g_model, d_model, g_tx, d_tx, mesh) -> steps.TrainState:
+  p, s, c = config.data.patch_size, config.data.scale, config.model.channels
+  init = functools.partial(steps.create_train_state, g_model=g_model, d_model=d_model,
+                           g_tx=g_tx, d_tx=d_tx, lr_shape=(1, p // s, p // s, c),
+                           hr_shape=(1, p, p, c))
+  state = jax.jit(init)(jax.random.PRNGKey(config.seed))
+  return parallel.replicate(state, mesh)
+
+
+def _compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh):
+  pretrain = functools.partial(steps.pretrain_step, g_model=g_model, g_tx=g_tx,
+                               ema_decay=config.optim.ema_decay)
+  gan = functools.partial(steps.gan_step, g_model=g_model, d_model=d_model, g_tx=g_tx,
+                          d_tx=d_tx, weights=dict(config.loss), ema_decay=config.optim.ema_decay)
+  return parallel.data_parallel(pretrain, mesh), parallel.data_parallel(gan, mesh)
+
+
+def _sr_fn(g_model):
+  return jax.jit(lambda params, lr: steps.generate(g_model, params, lr))
+
+
+def _write_run_info(config, workdir: str) -> None:
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (resuming from the newest checkpoint in ``workdir``) and returns the last metrics."""
+  check_config(config)
+  ensure_writable_dir(workdir)
+  builder = input_pipeline.prepare_builder(config.data)
+  is_chief = jax.process_index() == 0
+  if is_chief:
+    _write_run_info(config, workdir)
+
+  mesh = parallel.make_mesh()
+  g_model, d_model = build_models(config)
+  g_tx, d_tx = build_optimizers(config.optim)
+  state = initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
+
+  train_iter = input_pipeline.train_iterator(
+      builder.as_data_source(split=config.data.train_split), config.data,
+      channels=config.model.channels,
+      batch_size=config.train.batch_size // jax.process_count(), seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  eval_pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
+                                          config.data, channels=config.model.channels)
+
+  manager = checkpointing.make_manager(workdir, config.train.keep_checkpoints)
+  restored = checkpointing.restore_latest(manager, state, train_iter)
+  if restored is not None:
+    state = restored
+    logging.info("Resumed from the checkpoint at step %d.", int(state.step))
+  start_step = int(state.step)
+
+  pretrain_step, gan_step = _compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh)
+  sr_fn = _sr_fn(g_model)
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  if start_step == 0:
+    writer.write_hparams(dict(_flatten(config.to_dict())))
+  train_cfg = config.train
+  report = periodic_actions.ReportProgress(num_train_steps=train_cfg.num_steps, writer=writer)
+  metrics_path = os.path.join(workdir, "metrics.json")
+  # A crash between a validation and the next checkpoint leaves records the resume will redo.
+  history = [r for r in _load_history(metrics_path) if r["step"] <= start_step]
+  record = history[-1] if history else {}
+  scale = config.data.scale
+
+  logging.info("Training %s x%d on %s/%s with %d device(s), steps %d -> %d (pretrain %d).",
+               config.model.name, scale, config.data.name, config.data.train_split,
+               jax.device_count(), start_step, train_cfg.num_steps, train_cfg.pretrain_steps)
+  train_metrics = []
+  for step in range(start_step + 1, train_cfg.num_steps + 1):
+    batch = parallel.shard_batch(next(train_iter), mesh)
+    step_fn = pretrain_step if step <= train_cfg.pretrain_steps else gan_step
+    state, step_metrics = step_fn(state, batch)
+    train_metrics.append(step_metrics)
+    report(step, time.time())
+    last = step == train_cfg.num_steps
+    if step % train_cfg.log_every == 0 or last:
+      summary = _mean_metrics(train_metrics)
+      summary["phase_gan"] = float(step > train_cfg.pretrain_steps)
+      writer.write_scalars(step, summary)
+      train_metrics = []
+    if step % train_cfg.eval_every == 0 or last:
+      sr = functools.partial(sr_fn, state.ema_params)
+      record = {"step": step, **validation.evaluate_pairs(sr, eval_pairs, scale)}
+      history.append(record)
+      writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
+      if is_chief:
+        validation.write_metrics_json(metrics_path, record, history)
+    if step % train_cfg.image_every == 0 or last:
+      sr = functools.partial(sr_fn, state.ema_params)
+      writer.write_images(step, {"val/lr_bicubic_sr_hr": validation.sample_grid(sr, eval_pairs,
+                                                                                scale)})
+    if step % train_cfg.checkpoint_every == 0 or last:
+      checkpointing.save(manager, step, state, train_iter)
+  manager.wait_until_finished()
+  writer.flush()
+  return record
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Evaluates the newest checkpoint's EMA generator on ``config.data.eval_split``."""
+  check_config(config)
+  builder = input_pipeline.prepare_builder(config.data)
+  mesh = parallel.make_mesh()
+  g_model, d_model = build_models(config)
+  g_tx, d_tx = build_optimizers(config.optim)
+  template = initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
+  state = checkpointing.restore_latest(checkpointing.make_manager(workdir, 1), template)
+  if state is None:
+    from sinsr_jax.errors import UserError
+    raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
+  pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
+                                     config.data, channels=config.model.channels)
+  sr = functools.partial(_sr_fn(g_model), state.ema_params)
+  record = {"step": int(state.step), "split": config.data.eval_split,
+            **validation.evaluate_pairs(sr, pairs, config.data.scale)}
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, f"eval_{config.data.eval_split}.json")
+    validation.write_metrics_json(path, record, [record])
+  return record
+
+
+def _mean_metrics(per_step: list[dict]) -> dict[str, float]:
+  host = jax.device_get(per_step)
+  return {k: float(np.mean([m[k] for m in host if k in m]))
+          for k in sorted({k for m in host for k in m})}
+
+
+def _load_history(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return json.load(f).get("history", [])
+
+
+def _flatten(tree: dict, prefix: str = ""):
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      yield from _flatten(v, f"{prefix}{k}.")
+    else:
+      yield f"{prefix}{k}", v if isinstance(v, (int, float, str, bool)) else str(v)

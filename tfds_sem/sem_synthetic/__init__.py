@@ -1,0 +1,1 @@
+"""sem_synthetic: procedural SEM-like scenes, generated locally (no download)."""
