@@ -15,7 +15,7 @@ import grain
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import logging
+from absl import flags, logging
 
 from sinsr_jax import degradations
 from sinsr_jax.config_checks import ensure_writable_dir
@@ -110,6 +110,8 @@ def train_iterator(source, data_cfg: ml_collections.ConfigDict, *, channels: int
                                  data_cfg.augment, data_cfg.quantize_lr), seed=seed)
   ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
   if data_cfg.num_workers > 0:
+    if not flags.FLAGS.is_parsed():  # grain reads absl flags; called as a library they are unset
+      flags.FLAGS.mark_as_parsed()
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=data_cfg.num_workers, per_worker_buffer_size=data_cfg.prefetch_buffer))
   return iter(ds)

@@ -34,6 +34,8 @@ class SemSynthetic(tfds.core.GeneratorBasedBuilder):
       SemSyntheticConfig(name="default", description="256x256 scenes, 480/16/48 split."),
       SemSyntheticConfig(name="large", description="512x512 scenes, 1920/64/128 split.",
                          image_size=512, num_train=1920, num_validation=64, num_test=128),
+      SemSyntheticConfig(name="tiny", description="96x96 scenes, 16/4/4 split, for tests.",
+                         image_size=96, num_train=16, num_validation=4, num_test=4),
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:

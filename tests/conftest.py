@@ -1,0 +1,58 @@
+"""Test setup: 4 simulated CPU devices (set before JAX starts), shared tiny data and configs."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=4").strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "configs"))
+
+import jax  # noqa: E402
+import sinsr as sinsr_config  # noqa: E402  (configs/sinsr.py)
+from absl import flags  # noqa: E402
+
+flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags; pytest never parses them
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """Share compiled steps between the tests' training runs (same HLO, no recompile)."""
+  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> str:
+  """A prepared sem_synthetic/tiny dataset (96x96 images, 16/4/4 split)."""
+  import tensorflow_datasets as tfds
+
+  import tfds_sem  # noqa: F401
+
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  tfds.builder("sem_synthetic/tiny", data_dir=data_dir,
+               file_format="array_record").download_and_prepare()
+  return data_dir
+
+
+def tiny_config(data_dir: str, **train_overrides):
+  """The quick config shrunk to a few seconds of CPU per step on 32x32 HR patches."""
+  c = sinsr_config.get_config("quick")
+  c.data.builder_config = "tiny"
+  c.data.data_dir = data_dir
+  c.data.patch_size = 32
+  c.data.num_workers = 0
+  c.data.eval_max_images = 2
+  c.model.update(stem_width=8, width=8, num_rrdb=1, growth=4)
+  c.discriminator.update(width=4, stage_widths=(8, 8, 16, 16))
+  c.train.update(batch_size=4, num_steps=4, pretrain_steps=2, log_every=2, eval_every=4,
+                 image_every=4, checkpoint_every=2)
+  c.train.update(**train_overrides)
+  return c
