@@ -1,4 +1,4 @@
-"""Errors that mean "the user asked for something impossible": reported as one line, no traceback."""
+"""Errors the user can fix: reported as one line, no traceback."""
 
 
 class UserError(Exception):

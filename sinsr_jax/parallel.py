@@ -8,7 +8,7 @@ replicated parameters are per-device and the step averages them with ``lax.pmean
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np

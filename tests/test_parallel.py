@@ -15,7 +15,7 @@ def _run(config, devices, batches):
   state = train.initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
   pretrain, gan = train._compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh)
   history = []
-  for step_fn, batch in zip([pretrain, gan, gan], batches):
+  for step_fn, batch in zip([pretrain, gan, gan], batches, strict=True):
     state, metrics = step_fn(state, parallel.shard_batch(batch, mesh))
     history.append(jax.device_get(metrics))
   return jax.device_get(state), history
@@ -31,9 +31,9 @@ def test_four_devices_match_one_device(tmp_path):
   one, one_metrics = _run(config, jax.devices()[:1], batches)
   four, four_metrics = _run(config, jax.devices(), batches)
   assert int(one.step) == int(four.step) == 3
-  for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four)):
+  for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-  for a, b in zip(one_metrics, four_metrics):
+  for a, b in zip(one_metrics, four_metrics, strict=True):
     assert a.keys() == b.keys()
     for k in a:
       assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6)

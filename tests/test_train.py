@@ -36,7 +36,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(tiny_data_dir, tmp_pat
 
   a, b = _final_state(config, straight), _final_state(config, resumed)
   assert int(a.step) == int(b.step) == 5
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
     np.testing.assert_array_equal(x, y)
   assert resumed_record == record
 

@@ -1,0 +1,82 @@
+"""The command line as a user meets it: a tiny real run, and one clear line for each mistake."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def _main(*args):
+  import jax
+
+  # Reuse the suite's persistent compilation cache: same steps, no second compile.
+  env = {**os.environ, "PYTHONPATH": str(REPO),
+         "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
+         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+  return subprocess.run([sys.executable, "-m", "sinsr_jax.main", *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def _tiny_flags(data_dir):
+  return ["--config=configs/sinsr.py:quick", "--config.data.builder_config=tiny",
+          f"--config.data.data_dir={data_dir}", "--config.data.patch_size=32",
+          "--config.data.num_workers=0", "--config.data.eval_max_images=2",
+          "--config.model.stem_width=8", "--config.model.width=8", "--config.model.growth=4",
+          "--config.discriminator.width=4", "--config.discriminator.stage_widths=(8,8,16,16)",
+          "--config.train.batch_size=4", "--config.train.num_steps=2",
+          "--config.train.pretrain_steps=1"]
+
+
+def test_cli_trains_and_reports_against_bicubic(tiny_data_dir, tmp_path):
+  result = _main(*_tiny_flags(tiny_data_dir), f"--workdir={tmp_path}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "SR PSNR" in result.stdout and "bicubic PSNR" in result.stdout
+  assert (tmp_path / "metrics.json").exists()
+  evaluated = _main(*_tiny_flags(tiny_data_dir), f"--workdir={tmp_path}", "--mode=evaluate")
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  assert "step 2:" in evaluated.stdout
+
+
+def _assert_one_clear_error(result, status, *fragments):
+  assert result.returncode == status, (result.returncode, result.stderr[-2000:])
+  assert "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: "), last
+  for fragment in fragments:
+    assert fragment in last, last
+
+
+@pytest.mark.parametrize("args,status,fragments", [
+    (["--config.model.wdth=3"], 2, ["--config.model.wdth", "valid keys of config.model",
+                                     "width"]),
+    (["--config.modl.width=3"], 2, ["--config.modl", "data, discriminator, loss, model"]),
+    (["--config.model.width=abc"], 2, ["--config.model.width=abc"]),
+    (["--config.data.scale=5"], 1, ["cannot upscale x5", "x2, x3, x4"]),
+    (["--config.data.patch_size=66"], 1, ["patch_size=66", "not divisible by data.scale=4"]),
+    (["--config.train.batch_size=6"], 1, ["batch_size=6", "4 devices"]),
+    (["--config.loss.ssim=-1.0"], 1, ["loss.ssim must be non-negative"]),
+])
+def test_bad_config_values(tmp_path, args, status, fragments):
+  result = _main("--config=configs/sinsr.py:quick", *args, f"--workdir={tmp_path}")
+  _assert_one_clear_error(result, status, *fragments)
+
+
+def test_unknown_variant_and_missing_config_file(tmp_path):
+  _assert_one_clear_error(_main("--config=configs/sinsr.py:quik", f"--workdir={tmp_path}"), 2,
+                          "unknown config variant 'quik'", "quick")
+  _assert_one_clear_error(_main("--config=configs/nope.py", f"--workdir={tmp_path}"), 2,
+                          "configs/nope.py not found")
+
+
+def test_unwritable_workdir_and_data_dir(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a folder")
+  _assert_one_clear_error(_main("--config=configs/sinsr.py:quick", f"--workdir={blocker}/run"),
+                          1, "workdir", "not writable")
+  _assert_one_clear_error(_main("--config=configs/sinsr.py:quick",
+                                f"--config.data.data_dir={blocker}/data",
+                                f"--workdir={tmp_path}/run"), 1, "data directory", "not writable")
