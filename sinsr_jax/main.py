@@ -8,6 +8,7 @@ exit status 2 (flags) or 1 (everything else), never a traceback.
 from __future__ import annotations
 
 import importlib.util
+import logging as std_logging
 import os
 import sys
 
@@ -102,9 +103,19 @@ def parse_flags(argv: list[str]) -> list[str]:
   return parsed
 
 
+_CHATTY_LIBRARIES = ("/orbax/", "/tensorflow_datasets/", "/jax/_src/")
+
+
+def _quiet_library_info(record) -> bool:
+  """Keeps the console to training progress: libraries' INFO lines go, their warnings stay."""
+  return record.levelno >= std_logging.WARNING or not any(
+      part in record.pathname for part in _CHATTY_LIBRARIES)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}", 2)
+  logging.get_absl_handler().addFilter(_quiet_library_info)
   from sinsr_jax.errors import UserError  # deferred: keeps `--help` fast
 
   if _DISTRIBUTED.value:

@@ -16,6 +16,7 @@ from clu import metric_writers, periodic_actions
 
 from sinsr_jax import checkpointing, input_pipeline, models, parallel, steps, validation
 from sinsr_jax.config_checks import check_config, ensure_writable_dir, model_kwargs
+from sinsr_jax.errors import UserError
 
 
 def build_models(config: ml_collections.ConfigDict):
@@ -147,7 +148,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   template = initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
   state = checkpointing.restore_latest(checkpointing.make_manager(workdir, 1), template)
   if state is None:
-    from sinsr_jax.errors import UserError
     raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
   pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
                                      config.data, channels=config.model.channels)
