@@ -80,3 +80,8 @@ def test_unwritable_workdir_and_data_dir(tmp_path):
   _assert_one_clear_error(_main("--config=configs/sinsr.py:quick",
                                 f"--config.data.data_dir={blocker}/data",
                                 f"--workdir={tmp_path}/run"), 1, "data directory", "not writable")
+
+
+def test_evaluate_without_a_checkpoint(tiny_data_dir, tmp_path):
+  result = _main(*_tiny_flags(tiny_data_dir), f"--workdir={tmp_path}", "--mode=evaluate")
+  _assert_one_clear_error(result, 1, "no checkpoint in", "train first")
