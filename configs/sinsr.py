@@ -30,6 +30,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.patch_size = 128  # HR training patch; LR patch = patch_size // scale
   c.data.augment = True  # random flips and 90-degree rotations
   c.data.quantize_lr = True  # LR rounded to 8-bit levels, as a stored LR image would be
+  # LR = noise(bicubic_downscale(blur(HR))). Each entry is (value,) or a (low, high) range
+  # sampled per image; all zero = plain MATLAB bicubic, the SR community's default.
+  c.data.degradation = ml_collections.ConfigDict()
+  c.data.degradation.blur_sigma = (0.0,)  # Gaussian blur of HR before downscaling, HR pixels
+  c.data.degradation.dose = (0.0,)  # Poisson shot noise: electrons/pixel at full brightness
+  c.data.degradation.gamma_shape = (0.0,)  # Gamma speckle (mean 1, shape k), fast dwell times
+  c.data.degradation.read_noise = (0.0,)  # Gaussian read noise sigma on [0, 1]
+  # Structure-aware sampling: redraw crops whose mean Sobel magnitude is below this (0 = off),
+  # at most max_patch_retries times (SEM frames have large empty areas).
+  c.data.min_patch_gradient = 0.0
+  c.data.max_patch_retries = 10
   c.data.num_workers = 2  # grain worker processes (0 = in the main process)
   c.data.prefetch_buffer = 2  # batches per worker
   c.data.eval_max_images = 0  # 0 = the whole eval split

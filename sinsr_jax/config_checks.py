@@ -7,6 +7,7 @@ import os
 import jax
 import ml_collections
 
+from sinsr_jax import degradations
 from sinsr_jax.errors import ConfigError, UserError
 
 _MODEL_META = ("name", "channels")
@@ -54,6 +55,13 @@ def check_config(config: ml_collections.ConfigDict, *, num_devices: int | None =
       raise ConfigError(f"loss.{key} must be non-negative, got {weight}")
   if not 0.0 <= config.optim.ema_decay < 1.0:
     raise ConfigError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
+  for key, value in data.degradation.items():
+    try:
+      degradations.as_range(value, f"data.degradation.{key}")
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+  if data.min_patch_gradient < 0 or data.max_patch_retries < 0:
+    raise ConfigError("data.min_patch_gradient and data.max_patch_retries must be >= 0")
   if data.num_workers < 0:
     raise ConfigError(f"data.num_workers must be >= 0, got {data.num_workers}")
 

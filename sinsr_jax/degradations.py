@@ -10,8 +10,10 @@ pipeline) and jax.numpy (the models' bicubic skip path, under jit with static sh
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 SUPPORTED_SCALES = (2, 3, 4)
 
@@ -75,3 +77,69 @@ def bicubic_upscale(lr, scale: int, xp=np):
 def quantize_8bit(images: np.ndarray) -> np.ndarray:
   """Clips to [0, 1] and rounds to 8-bit levels, as when an LR image is stored as PNG/JPEG."""
   return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+
+
+# --- SEM degradation model: probe blur -> bicubic sampling -> acquisition noise -------------
+
+Range = tuple[float, float]
+
+
+def as_range(value, name: str) -> Range:
+  """A fixed value ``v``, ``(v,)`` or a range ``(lo, hi)`` -> (lo, hi), checked non-negative."""
+  values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+  if len(values) not in (1, 2):
+    raise ValueError(f"{name} must be a value or a (low, high) range, got {value!r}")
+  lo, hi = float(values[0]), float(values[-1])
+  if lo < 0 or hi < lo:
+    raise ValueError(f"{name} must satisfy 0 <= low <= high, got {value!r}")
+  return lo, hi
+
+
+@dataclass(frozen=True)
+class SEMDegradation:
+  """How an LR micrograph is made from an HR one; each parameter is sampled per image.
+
+  blur_sigma: Gaussian blur (HR pixels) before downscaling, a wider probe; 0 = none.
+  dose: Poisson shot noise, electrons per pixel at full brightness; 0 = noiseless.
+  gamma_shape: multiplicative Gamma speckle of mean 1 and shape k (fast dwell times); 0 = none.
+  read_noise: Gaussian detector noise sigma on the [0, 1] scale; 0 = none.
+  """
+
+  scale: int
+  blur_sigma: Range = (0.0, 0.0)
+  dose: Range = (0.0, 0.0)
+  gamma_shape: Range = (0.0, 0.0)
+  read_noise: Range = (0.0, 0.0)
+  quantize: bool = True
+
+  @classmethod
+  def from_config(cls, scale: int, cfg, quantize: bool) -> SEMDegradation:
+    return cls(scale=scale, quantize=quantize,
+               **{f: as_range(cfg[f], f"data.degradation.{f}")
+                  for f in ("blur_sigma", "dose", "gamma_shape", "read_noise")})
+
+  def describe(self) -> dict:
+    return {"resize": f"MATLAB bicubic x1/{self.scale}", "blur_sigma": self.blur_sigma,
+            "dose": self.dose, "gamma_shape": self.gamma_shape, "read_noise": self.read_noise,
+            "quantize_8bit": self.quantize,
+            "order": "blur(HR) -> bicubic downscale -> Poisson(dose) -> Gamma speckle -> "
+                     "+ Gaussian read noise -> clip -> 8-bit"}
+
+  def __call__(self, hr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """HR (H, W, C) in [0, 1] -> LR (H/s, W/s, C). Deterministic given ``rng``."""
+    draw = lambda r: r[0] if r[0] == r[1] else rng.uniform(*r)
+    sigma = draw(self.blur_sigma)
+    if sigma > 0:
+      hr = ndimage.gaussian_filter(hr, (sigma, sigma, 0), mode="reflect")
+    lr = bicubic_downscale(hr, self.scale)
+    dose = draw(self.dose)
+    if dose > 0:
+      lr = rng.poisson(np.clip(lr, 0.0, 1.0) * dose) / dose
+    shape = draw(self.gamma_shape)
+    if shape > 0:
+      lr = lr * rng.gamma(shape, 1.0 / shape, lr.shape)
+    read = draw(self.read_noise)
+    if read > 0:
+      lr = lr + rng.normal(0.0, read, lr.shape)
+    lr = lr.astype(np.float32)
+    return quantize_8bit(lr) if self.quantize else np.clip(lr, 0.0, 1.0)

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import flags, logging
+from scipy import ndimage
 
 from sinsr_jax import degradations
 from sinsr_jax.config_checks import ensure_writable_dir
@@ -63,20 +64,47 @@ def _to_float(image: np.ndarray, channels: int) -> np.ndarray:
   raise DataError(f"cannot convert {x.shape[-1]}-channel images to {channels} channels")
 
 
-def make_lr(hr: np.ndarray, scale: int, quantize: bool) -> np.ndarray:
-  lr = degradations.bicubic_downscale(hr, scale)
-  return degradations.quantize_8bit(lr) if quantize else lr
+def degradation_from_config(data_cfg: ml_collections.ConfigDict) -> degradations.SEMDegradation:
+  return degradations.SEMDegradation.from_config(data_cfg.scale, data_cfg.degradation,
+                                                 data_cfg.quantize_lr)
+
+
+def patch_gradient_energy(patch: np.ndarray) -> float:
+  """Mean Sobel gradient magnitude of a [0, 1] patch: near 0 on flat background."""
+  gray = patch.mean(axis=-1)
+  return float(np.mean(np.hypot(ndimage.sobel(gray, 0), ndimage.sobel(gray, 1))))
 
 
 @dataclasses.dataclass(frozen=True)
 class PairedPatch:
-  """Random HR crop + dihedral augmentation + on-the-fly LR (a grain random map)."""
+  """Random HR crop + dihedral augmentation + on-the-fly degraded LR (a grain random map).
+
+  With ``min_gradient_energy`` > 0, nearly flat crops (SEM frames have large empty areas) are
+  redrawn up to ``max_retries`` times; the most structured crop seen is kept.
+  """
 
   patch_size: int
-  scale: int
   channels: int
   augment: bool
-  quantize_lr: bool
+  degradation: degradations.SEMDegradation
+  min_gradient_energy: float = 0.0
+  max_retries: int = 10
+
+  def _crop(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = image.shape[:2]
+    p = self.patch_size
+    best, best_energy = None, -1.0
+    for _ in range(1 + (self.max_retries if self.min_gradient_energy > 0 else 0)):
+      top, left = rng.integers(0, h - p + 1), rng.integers(0, w - p + 1)
+      crop = _to_float(image[top:top + p, left:left + p], self.channels)
+      if self.min_gradient_energy <= 0:
+        return crop
+      energy = patch_gradient_energy(crop)
+      if energy > best_energy:
+        best, best_energy = crop, energy
+      if energy >= self.min_gradient_energy:
+        break
+    return best
 
   def __call__(self, element: dict, rng: np.random.Generator) -> dict:
     image = element["image"]
@@ -85,14 +113,13 @@ class PairedPatch:
     if h < p or w < p:
       raise DataError(f"image {element.get('filename', b'?')!r} ({h}x{w}) is smaller than the "
                       f"{p}x{p} training patch")
-    top, left = rng.integers(0, h - p + 1), rng.integers(0, w - p + 1)
-    hr = _to_float(image[top:top + p, left:left + p], self.channels)
+    hr = self._crop(image, rng)
     if self.augment:
       hr = np.rot90(hr, k=int(rng.integers(4)))
       if rng.random() < 0.5:
         hr = hr[:, ::-1]
     hr = np.ascontiguousarray(hr)
-    return {"hr": hr, "lr": make_lr(hr, self.scale, self.quantize_lr)}
+    return {"hr": hr, "lr": self.degradation(hr, rng)}
 
 
 def train_iterator(source, data_cfg: ml_collections.ConfigDict, *, channels: int,
@@ -106,8 +133,10 @@ def train_iterator(source, data_cfg: ml_collections.ConfigDict, *, channels: int
   if len(ds) == 0:
     raise DataError(f"split {data_cfg.train_split!r} has no examples for process {process_index}")
   ds = ds.shuffle(seed=seed).repeat()
-  ds = ds.random_map(PairedPatch(data_cfg.patch_size, data_cfg.scale, channels,
-                                 data_cfg.augment, data_cfg.quantize_lr), seed=seed)
+  ds = ds.random_map(PairedPatch(data_cfg.patch_size, channels, data_cfg.augment,
+                                 degradation_from_config(data_cfg),
+                                 data_cfg.min_patch_gradient, data_cfg.max_patch_retries),
+                     seed=seed)
   ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
   if data_cfg.num_workers > 0:
     if not flags.FLAGS.is_parsed():  # grain reads absl flags; called as a library they are unset
@@ -117,17 +146,23 @@ def train_iterator(source, data_cfg: ml_collections.ConfigDict, *, channels: int
   return iter(ds)
 
 
-def eval_images(source, data_cfg: ml_collections.ConfigDict, *, channels: int) -> list[dict]:
-  """Whole eval images: HR cropped to a multiple of the scale, LR by bicubic downscaling."""
+def eval_images(source, data_cfg: ml_collections.ConfigDict, *, channels: int,
+                seed: int = 0) -> list[dict]:
+  """Whole eval images: HR cropped to a multiple of the scale, LR by the configured degradation.
+
+  The degradation's random draws depend on (seed, image index) only: every validation of a run,
+  and every model evaluated with the same seed, sees the same LR images.
+  """
   count = len(source)
   if data_cfg.eval_max_images:
     count = min(count, data_cfg.eval_max_images)
   if count == 0:
     raise DataError(f"eval split {data_cfg.eval_split!r} is empty")
   s = data_cfg.scale
+  degrade = degradation_from_config(data_cfg)
   pairs = []
   for i in range(count):  # first N in the stored order: a fixed, reproducible subset
     hr = _to_float(source[i]["image"], channels)
     hr = hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]
-    pairs.append({"hr": hr, "lr": make_lr(hr, s, data_cfg.quantize_lr)})
+    pairs.append({"hr": hr, "lr": degrade(hr, np.random.default_rng([seed, 7919, i]))})
   return pairs

@@ -58,8 +58,13 @@ def _sr_fn(g_model):
 
 
 def _write_run_info(config, workdir: str) -> None:
+  """The resolved config, and the LR degradation spelled out, for whoever reads the run later."""
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
+  degradation = input_pipeline.degradation_from_config(config.data).describe()
+  with open(os.path.join(workdir, "degradation.json"), "w") as f:
+    json.dump(degradation, f, indent=2)
+  logging.info("LR degradation: %s", degradation)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -82,7 +87,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       batch_size=config.train.batch_size // jax.process_count(), seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count())
   eval_pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
-                                          config.data, channels=config.model.channels)
+                                          config.data, channels=config.model.channels,
+                                          seed=config.seed)
 
   manager = checkpointing.make_manager(workdir, config.train.keep_checkpoints)
   restored = checkpointing.restore_latest(manager, state, train_iter)
@@ -150,7 +156,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if state is None:
     raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
   pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
-                                     config.data, channels=config.model.channels)
+                                     config.data, channels=config.model.channels,
+                                     seed=config.seed)
   sr = functools.partial(_sr_fn(g_model), state.ema_params)
   record = {"step": int(state.step), "split": config.data.eval_split,
             **validation.evaluate_pairs(sr, pairs, config.data.scale)}

@@ -1,0 +1,26 @@
+"""The benchmark scripts run end to end on a tiny setting (no timing is asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_input_pipeline_benchmark_runs(tiny_data_dir, tmp_path):
+  out = tmp_path / "pipeline.json"
+  result = subprocess.run(
+      [sys.executable, "benchmarks/input_pipeline.py", "--config=configs/sinsr.py:quick",
+       "--config.data.builder_config=tiny", f"--config.data.data_dir={tiny_data_dir}",
+       "--config.data.patch_size=32", "--config.data.num_workers=1",
+       "--config.model.stem_width=8", "--config.model.width=8", "--config.model.growth=4",
+       "--config.discriminator.width=4", "--config.discriminator.stage_widths=(8,8,16,16)",
+       "--config.train.batch_size=4", "--batches=3", "--steps=1", f"--out={out}"],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+      timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = json.loads(out.read_text())
+  assert saved["pipeline_patches_per_s"] > 0
+  assert set(saved["step_patches_per_s"]) == {"pretrain", "gan"}
+  assert "pipeline / fastest step" in result.stdout
