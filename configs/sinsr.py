@@ -5,14 +5,18 @@
     python -m sinsr_jax.main --config=configs/sinsr.py:quick,scale=2 --config.train.batch_size=8
 
 The part after ':' is a comma list of variants: bare names (``quick``) and ``key=value``
-shortcuts (``scale=2``, ``seed=1``, ``data=sem_synthetic``). Everything else is overridden
-with ``--config.a.b=value``.
+shortcuts (``scale=2``, ``seed=1``, ``data=sem_synthetic|nffa_sem|folder``, ``path=DIR``).
+Everything else is overridden with ``--config.a.b=value``.
+
+    python -m sinsr_jax.main --config=configs/sinsr.py:data=nffa_sem          # the real archive
+    python -m sinsr_jax.main --config=configs/sinsr.py:data=folder,path=~/my_sem_images
 """
 
 import ml_collections
 
 VARIANTS = ("quick",)
-SHORTCUTS = ("scale", "seed", "data")
+SHORTCUTS = ("scale", "seed", "data", "path")
+DATASETS = {"sem_synthetic": "sem_synthetic", "nffa_sem": "nffa_sem", "folder": "sem_folder"}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -21,9 +25,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "sem_synthetic"  # TFDS name; prepared into data_dir on first use
-  c.data.builder_config = ""  # TFDS builder config ("" = the builder's default)
+  c.data.name = "sem_synthetic"  # TFDS name: sem_synthetic | nffa_sem | sem_folder
+  c.data.builder_config = ""  # TFDS builder config ("" = default; nffa_sem: sem | majority |
+  #                             100percent | hierarchical)
   c.data.data_dir = ""  # "" = TFDS default (~/tensorflow_datasets or $TFDS_DATA_DIR)
+  c.data.manual_dir = ""  # nffa_sem: the downloaded tars ("" = <data_dir>/downloads/manual)
+  c.data.path = ""  # sem_folder: the folder of your own SEM images
+  c.data.split_percent = ()  # nffa_sem / sem_folder: train, validation, test (() = 90, 5, 5)
   c.data.train_split = "train"
   c.data.eval_split = "validation"
   c.data.scale = 4  # super-resolution factor: 2, 3 or 4
@@ -44,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.num_workers = 2  # grain worker processes (0 = in the main process)
   c.data.prefetch_buffer = 2  # batches per worker
   c.data.eval_max_images = 0  # 0 = the whole eval split
+  c.data.eval_crop = 0  # centre crop of eval images, HR pixels (0 = whole images)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "sinsr"
@@ -112,7 +121,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if "seed" in shortcuts:
     c.seed = int(shortcuts["seed"])
   if "data" in shortcuts:
-    c.data.name = shortcuts["data"]
+    if shortcuts["data"] not in DATASETS:
+      raise ValueError(f"unknown data={shortcuts['data']!r}; valid: {', '.join(DATASETS)}")
+    c.data.name = DATASETS[shortcuts["data"]]
+    if c.data.name != "sem_synthetic":
+      c.data.eval_crop = 256  # real micrographs vary in size: one compiled eval shape
+  if "path" in shortcuts:
+    c.data.path = shortcuts["path"]
   return c
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 
 import grain
 import ml_collections
@@ -30,19 +31,59 @@ def resolve_data_dir(data_dir: str) -> str:
 def prepare_builder(data_cfg: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """Returns the dataset's builder, generating/preparing it into data_dir on first use."""
   import tfds_sem  # noqa: F401  (registers the project's builders)
+  from tfds_sem import prepare
 
   data_dir = resolve_data_dir(data_cfg.data_dir)
-  name = data_cfg.name + (f"/{data_cfg.builder_config}" if data_cfg.builder_config else "")
   try:
-    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    builder = tfds.builder(data_cfg.name, config=_builder_config(data_cfg), data_dir=data_dir,
+                           file_format="array_record")
   except tfds.core.registered.DatasetNotFoundError:
     raise DataError(f"unknown dataset {data_cfg.name!r}; the project's own are "
                     f"{', '.join(_project_datasets())}") from None
+  except ValueError as e:  # e.g. an unknown builder config name
+    raise DataError(f"dataset {data_cfg.name}: {e}") from None
+  except prepare.SourceError as e:
+    raise DataError(str(e)) from None
+  name = f"{builder.name}/{builder.builder_config.name}"
   if not builder.is_prepared():
     ensure_writable_dir(data_dir, "data directory")
     logging.info("Preparing %s into %s (first use only).", name, data_dir)
-    builder.download_and_prepare()
+    manual_dir = os.path.expanduser(data_cfg.manual_dir) if data_cfg.manual_dir else None
+    try:
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except prepare.SourceError as e:
+      raise DataError(f"cannot prepare {name}: {e}") from None
+  if data_cfg.name == "sem_folder":
+    _check_folder_unchanged(builder)
   return builder
+
+
+def _builder_config(data_cfg: ml_collections.ConfigDict):
+  """The TFDS config: a name, or a config object for a folder or non-default split."""
+  from tfds_sem import SemFolder
+
+  if data_cfg.name == "sem_folder":
+    if not data_cfg.path:
+      raise DataError("data=folder needs the image folder: add path=DIR to the config "
+                      "variants or set --config.data.path=DIR")
+    return SemFolder.config_for(data_cfg.path, split_percent=data_cfg.split_percent or (90, 5, 5))
+  if data_cfg.split_percent:
+    cls = tfds.builder_cls(data_cfg.name)
+    if not hasattr(cls, "config_with_split"):
+      raise DataError(f"{data_cfg.name} has fixed splits; data.split_percent applies to "
+                      f"nffa_sem and sem_folder")
+    return cls.config_with_split(data_cfg.builder_config, data_cfg.split_percent)
+  return data_cfg.builder_config or None
+
+
+def _check_folder_unchanged(builder) -> None:
+  from tfds_sem.sem_folder.sem_folder import fingerprint
+
+  folder = builder.builder_config.path
+  if builder.info.metadata.get("fingerprint") != fingerprint(pathlib.Path(folder)):
+    raise DataError(f"{folder} changed since it was prepared into {builder.data_dir}; delete "
+                    f"that directory to prepare the folder again")
 
 
 def _project_datasets() -> list[str]:
@@ -162,7 +203,15 @@ def eval_images(source, data_cfg: ml_collections.ConfigDict, *, channels: int,
   degrade = degradation_from_config(data_cfg)
   pairs = []
   for i in range(count):  # first N in the stored order: a fixed, reproducible subset
-    hr = _to_float(source[i]["image"], channels)
+    hr = _centre_crop(_to_float(source[i]["image"], channels), data_cfg.eval_crop)
     hr = hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]
     pairs.append({"hr": hr, "lr": degrade(hr, np.random.default_rng([seed, 7919, i]))})
   return pairs
+
+
+def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """The central size x size window (each side kept whole where the image is smaller)."""
+  if size <= 0:
+    return image
+  top, left = max(0, (image.shape[0] - size) // 2), max(0, (image.shape[1] - size) // 2)
+  return image[top:top + size, left:left + size]

@@ -26,15 +26,20 @@ def evaluate_pairs(sr_fn: Callable, pairs: list[dict], scale: int) -> dict[str, 
 
 
 def sample_grid(sr_fn: Callable, pairs: list[dict], scale: int, count: int = 3) -> np.ndarray:
-  """Rows of [LR (nearest) | bicubic | SR | HR] for the first ``count`` images, NHWC in [0, 1]."""
+  """Rows of [LR (nearest) | bicubic | SR | HR] for the first ``count`` images, NHWC in [0, 1].
+
+  Images of different sizes are shown by their common top-left part.
+  """
   rows = []
   for pair in pairs[:count]:
     lr = pair["lr"][None]
     nearest = np.repeat(np.repeat(lr, scale, axis=1), scale, axis=2)
     sr = np.asarray(sr_fn(jnp.asarray(lr)))
-    bicubic = degradations.bicubic_upscale(lr, scale)
-    rows.append(np.clip(np.concatenate([nearest, bicubic, sr, pair["hr"][None]], axis=2), 0, 1))
-  return np.concatenate(rows, axis=0)
+    rows.append([nearest, degradations.bicubic_upscale(lr, scale), sr, pair["hr"][None]])
+  height = min(row[0].shape[1] for row in rows)
+  width = min(row[0].shape[2] for row in rows)
+  grid = [np.concatenate([p[:, :height, :width] for p in row], axis=2) for row in rows]
+  return np.clip(np.concatenate(grid, axis=0), 0, 1)
 
 
 def write_metrics_json(path: str, record: dict, history: list[dict]) -> None:

@@ -1,0 +1,1 @@
+"""The NFFA-EUROPE SEM archive as a TFDS dataset."""

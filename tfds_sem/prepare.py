@@ -1,0 +1,123 @@
+"""Two-pass preparation shared by the archive and folder builders.
+
+Pass 1 decodes every candidate file once, skips what is not a readable image (with a warning
+naming it), and keeps the first file of each distinct pixel content; the content hashes then
+fix a stratified split. Pass 2 re-reads the files of one split and yields its examples. Only
+hashes are held in memory between the passes, whatever the archive's size.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from absl import logging
+
+from tfds_sem import sem_images
+
+SPLITS = ("train", "validation", "test")
+_MAX_LISTED = 200  # skipped file names kept in the dataset metadata
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+  """One file of the source: its unique name, class and (hierarchical) sub-class."""
+
+  filename: str
+  label: str
+  sublabel: str = ""
+
+
+class SourceError(Exception):
+  """The source cannot give a dataset: missing archive files, or no readable image at all."""
+
+
+Entries = Callable[[], Iterator[tuple[Member, bytes]]]  # a fresh pass over the source
+
+
+@dataclasses.dataclass
+class Index:
+  """What pass 1 learned: the kept file of every distinct image, its split, and the counts."""
+
+  split_of_file: dict[str, str]
+  stats: dict
+
+
+def index_source(entries: Entries, percent: tuple[float, ...], class_order: list[str]) -> Index:
+  """Pass 1: decode, skip bad files, drop exact duplicates, assign stratified splits."""
+  first_of_hash: dict[str, Member] = {}
+  counts = collections.Counter()
+  skipped: list[str] = []
+  for member, data in entries():
+    counts["files"] += 1
+    if not sem_images.is_image_name(member.filename):
+      counts["skipped_not_image"] += 1
+      skipped.append(f"{member.filename} (not an image)")
+      logging.warning("Skipping %s: not an image file.", member.filename)
+      continue
+    try:
+      image = sem_images.decode_image(data, member.filename)
+    except sem_images.ImageDecodeError as e:
+      counts["skipped_unreadable"] += 1
+      skipped.append(f"{member.filename} ({e})")
+      logging.warning("Skipping %s: unreadable image (%s).", member.filename, e)
+      continue
+    digest = sem_images.content_hash(image)
+    kept = first_of_hash.setdefault(digest, member)
+    if kept is not member:
+      counts["duplicates"] += 1
+      counts["cross_class_duplicates"] += kept.label != member.label
+      logging.info("%s duplicates %s; stored once.", member.filename, kept.filename)
+    if counts["files"] % 1000 == 0:
+      logging.info("Indexed %d files.", counts["files"])
+
+  by_class = collections.defaultdict(list)
+  for digest, member in first_of_hash.items():
+    by_class[member.label].append(digest)
+  split_of_hash = sem_images.stratified_splits(dict(by_class), SPLITS, percent)
+  split_of_file = {m.filename: split_of_hash[h] for h, m in first_of_hash.items()}
+
+  per_split = collections.Counter(split_of_file.values())
+  stats = {
+      "files_found": counts["files"],
+      "images_stored": len(first_of_hash),
+      "duplicates_dropped": counts["duplicates"],
+      "cross_class_duplicates": counts["cross_class_duplicates"],
+      "skipped_not_image": counts["skipped_not_image"],
+      "skipped_unreadable": counts["skipped_unreadable"],
+      "skipped_files": skipped[:_MAX_LISTED],
+      "split_percent": list(percent),
+      "split_sizes": {s: per_split.get(s, 0) for s in SPLITS},
+      "class_sizes": {c: len(by_class.get(c, [])) for c in class_order if by_class.get(c)},
+  }
+  logging.info("Indexed %d files: %d images stored, %d exact duplicates dropped (%d across "
+               "classes), %d non-image and %d unreadable files skipped; splits %s.",
+               stats["files_found"], stats["images_stored"], stats["duplicates_dropped"],
+               stats["cross_class_duplicates"], stats["skipped_not_image"],
+               stats["skipped_unreadable"], stats["split_sizes"])
+  if not first_of_hash:
+    raise SourceError(f"none of the {counts['files']} files found is a readable image")
+  return Index(split_of_file, stats)
+
+
+def generate_split(entries: Entries, index: Index, split: str, *, bits: int, crop_databar: bool,
+                   with_sublabel: bool) -> Iterator[tuple[str, dict]]:
+  """Pass 2: the examples of one split, keyed by file name."""
+  for member, data in entries():
+    if index.split_of_file.get(member.filename) != split:
+      continue
+    original = sem_images.decode_image(data, member.filename)
+    gray = sem_images.to_bit_depth(sem_images.to_gray(original), bits)
+    databar = sem_images.find_databar(gray) if crop_databar else -1
+    example = {
+        "image": gray[:databar] if databar > 0 else gray,
+        "databar_row": databar,
+        "label": member.label,
+        "filename": member.filename,
+        "original_shape": np.array(original.shape[:2], np.int32),
+    }
+    if with_sublabel:
+      example["sublabel"] = member.sublabel
+    yield member.filename, example
