@@ -119,25 +119,37 @@ def stratified_splits(hashes_by_class: dict[str, list[str]], names: tuple[str, .
                       percent: tuple[float, ...]) -> dict[str, str]:
   """Content hash -> split name, stratified by class.
 
-  Within each class, images are ordered by content hash and cut in the given proportions: the
-  assignment depends on the pixels only, not on file names or archive order. When rounding
-  leaves an evaluation split empty overall, the largest class gives it one image.
+  Split sizes are the rounded shares of the whole set; each class gets its share within one
+  image (largest remainders first). Within a class, images are ordered by content hash before
+  they are cut: the assignment depends on the pixels only, not on file names or archive order.
+  An evaluation split that rounding leaves empty gets one image from the largest class.
   """
   if len(names) != len(percent) or any(p < 0 for p in percent) or not sum(percent):
     raise ValueError(f"split percentages {percent} for {names} must be non-negative, not all 0")
-  assignment, sizes = {}, dict.fromkeys(names, 0)
-  ordered = {c: sorted(h) for c, h in hashes_by_class.items()}
-  for hashes in ordered.values():
-    start = 0
-    for name, count in zip(names, split_counts(len(hashes), percent), strict=True):
-      assignment.update(dict.fromkeys(hashes[start:start + count], name))
-      sizes[name] += count
-      start += count
-  first = names[0]
-  for name, p in zip(names[1:], percent[1:], strict=True):
-    donors = max(([h for h in hashes if assignment[h] == first] for hashes in ordered.values()),
-                 key=len, default=[])
-    if p > 0 and sizes[name] == 0 and len(donors) > 1:
-      assignment[donors[-1]] = name
-      sizes[name], sizes[first] = 1, sizes[first] - 1
+  classes = sorted(hashes_by_class)
+  share = np.asarray(percent, np.float64) / np.sum(percent)
+  quota = np.array([[len(hashes_by_class[c]) * p for p in share] for c in classes])
+  counts = np.floor(quota).astype(int)
+  column_left = np.array(split_counts(int(quota.sum().round()), percent)) - counts.sum(axis=0)
+  row_left = np.array([len(hashes_by_class[c]) for c in classes]) - counts.sum(axis=1)
+  remainders = sorted(((quota[i, j] - counts[i, j], -i, -j) for i in range(len(classes))
+                       for j in range(len(names))), reverse=True)
+  for strict in (True, False):  # by remainder within the split sizes, then anywhere left
+    for _, i, j in remainders:
+      i, j = -i, -j
+      if row_left[i] > 0 and (column_left[j] > 0 or not strict):
+        counts[i, j] += 1
+        row_left[i] -= 1
+        column_left[j] -= 1
+  for j in range(1, len(names)):
+    donor = int(np.argmax(counts[:, 0]))
+    if percent[j] > 0 and counts[:, j].sum() == 0 and counts[:, 0].sum() > 1:
+      counts[donor, 0] -= 1
+      counts[donor, j] += 1
+  assignment = {}
+  for i, c in enumerate(classes):
+    ordered, start = sorted(hashes_by_class[c]), 0
+    for j, name in enumerate(names):
+      assignment.update(dict.fromkeys(ordered[start:start + counts[i, j]], name))
+      start += counts[i, j]
   return assignment
