@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 import tifffile
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -43,6 +43,8 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
         image.load()  # raises on truncated data instead of returning a partly grey image
         array = np.asarray(image.convert("RGB") if image.mode in ("P", "CMYK", "YCbCr")
                            else image)
+  except UnidentifiedImageError:
+    raise ImageDecodeError("not a readable image (unknown format or corrupt header)") from None
   except Exception as e:  # PIL and tifffile raise many types for bad bytes
     raise ImageDecodeError(f"{type(e).__name__}: {e}") from None
   if array.ndim == 2:
