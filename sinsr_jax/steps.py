@@ -29,23 +29,43 @@ class TrainState:
   d_opt_state: Any
   ema_params: Any  # exponential moving average of the generator: what is evaluated and saved
   rng: jax.Array
+  # Non-trained variables (batch-norm statistics, spectral-norm vectors): {collection: tree}.
+  g_state: Any = flax.struct.field(default_factory=dict)
+  d_state: Any = flax.struct.field(default_factory=dict)
+
+
+def _split_variables(variables) -> tuple[Any, dict]:
+  variables = dict(variables)
+  return variables.pop("params", {}), variables
 
 
 def create_train_state(rng, g_model: nn.Module, d_model: nn.Module, g_tx, d_tx,
                        lr_shape: tuple[int, ...], hr_shape: tuple[int, ...]) -> TrainState:
   g_rng, d_rng, rng = jax.random.split(rng, 3)
   lr, hr = jnp.zeros(lr_shape, jnp.float32), jnp.zeros(hr_shape, jnp.float32)
-  g_params = g_model.init(g_rng, lr)["params"]
-  d_params = d_model.init(d_rng, lr, hr)["params"]
+  g_params, g_state = _split_variables(g_model.init(g_rng, lr))
+  d_params, d_state = _split_variables(d_model.init(d_rng, lr, hr))
   return TrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                     g_opt_state=g_tx.init(g_params), d_opt_state=d_tx.init(d_params),
-                    ema_params=g_params, rng=rng)
+                    ema_params=g_params, rng=rng, g_state=g_state, d_state=d_state)
 
 
-def generate(g_model: nn.Module, params, lr, train: bool = False):
-  """SR image of a generator, whether it returns the image or a dict with key "sr"."""
-  out = g_model.apply({"params": params}, lr, train=train)
+def apply_model(model: nn.Module, params, model_state: dict, *args, train: bool, **kwargs):
+  """Applies a model; in training, also returns its updated non-trained variables."""
+  variables = {"params": params, **model_state}
+  if train and model_state:
+    out, updates = model.apply(variables, *args, train=True, mutable=list(model_state), **kwargs)
+    return out, {**model_state, **updates}
+  return model.apply(variables, *args, train=train, **kwargs), model_state
+
+
+def _sr_of(out):
   return out["sr"] if isinstance(out, dict) else out
+
+
+def generate(g_model: nn.Module, params, lr, model_state: dict | None = None):
+  """Inference: the SR image of a generator, whether it returns the image or a dict with "sr"."""
+  return _sr_of(apply_model(g_model, params, model_state or {}, lr, train=False)[0])
 
 
 def _ema(ema_params, params, step, decay: float):
@@ -58,14 +78,15 @@ def pretrain_step(state: TrainState, batch, *, g_model, g_tx, ema_decay: float):
   """PSNR-oriented phase: generator only, pixel L1."""
 
   def loss_fn(params):
-    return losses.pixel_l1(generate(g_model, params, batch["lr"], train=True), batch["hr"])
+    out, g_state = apply_model(g_model, params, state.g_state, batch["lr"], train=True)
+    return losses.pixel_l1(_sr_of(out), batch["hr"]), g_state
 
-  loss, grads = jax.value_and_grad(loss_fn)(state.g_params)
+  (loss, g_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
   grads = jax.lax.pmean(grads, AXIS)
   updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
   new_state = state.replace(
-      step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state,
+      step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state, g_state=g_state,
       ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
   return new_state, jax.lax.pmean({"g_loss": loss, "pixel": loss}, AXIS)
 
@@ -74,29 +95,34 @@ def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights:
              ema_decay: float):
   """GAN phase: G on pixel + adversarial + SSIM + Sobel-gradient losses, then D on (LR, HR/SR)."""
   lr, hr = batch["lr"], batch["hr"]
-  discriminate = functools.partial(d_model.apply, lr=lr, train=True)
+  discriminate = functools.partial(apply_model, d_model, train=True, lr=lr)
 
   def g_loss_fn(params):
-    sr = generate(g_model, params, lr, train=True)
+    out, g_state = apply_model(g_model, params, state.g_state, lr, train=True)
+    sr = _sr_of(out)
+    # D's statistics are updated by its own step only; here it just scores the SR image.
+    fake_logits, _ = discriminate(state.d_params, state.d_state, image=sr)
     terms = {
         "pixel": losses.pixel_l1(sr, hr),
-        "adversarial": losses.g_loss_bce(discriminate({"params": state.d_params}, image=sr)),
+        "adversarial": losses.g_loss_bce(fake_logits),
         "ssim": losses.ssim_loss(sr, hr),
         "gradient": losses.sobel_gradient_l2(sr, hr),
     }
     total = sum(weights[k] * v for k, v in terms.items())
-    return total, (terms, sr)
+    return total, (terms, sr, g_state)
 
-  (g_loss, (terms, sr)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
+  (g_loss, (terms, sr, g_state)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+      state.g_params)
   sr = jax.lax.stop_gradient(sr)
 
   def d_loss_fn(params):
-    real = discriminate({"params": params}, image=hr)
-    fake = discriminate({"params": params}, image=sr)
+    real, d_state = discriminate(params, state.d_state, image=hr)
+    fake, d_state = discriminate(params, d_state, image=sr)
     accuracy = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))
-    return losses.d_loss_bce(real, fake), accuracy
+    return losses.d_loss_bce(real, fake), (accuracy, d_state)
 
-  (d_loss, d_acc), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
+  (d_loss, (d_acc, d_state)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+      state.d_params)
   g_grads, d_grads = jax.lax.pmean((g_grads, d_grads), AXIS)
 
   g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
@@ -105,6 +131,7 @@ def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights:
   d_params = optax.apply_updates(state.d_params, d_updates)
   new_state = state.replace(
       step=state.step + 1, g_params=g_params, d_params=d_params, g_opt_state=g_opt_state,
-      d_opt_state=d_opt_state, ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
+      d_opt_state=d_opt_state, g_state=g_state, d_state=d_state,
+      ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
   metrics = {"g_loss": g_loss, "d_loss": d_loss, "d_accuracy": d_acc, **terms}
   return new_state, jax.lax.pmean(metrics, AXIS)

@@ -22,8 +22,10 @@ from sinsr_jax.errors import UserError
 def build_models(config: ml_collections.ConfigDict):
   scale = config.data.scale
   g_model = models.create_generator(config.model.name, scale=scale,
-                                    channels=config.model.channels, **model_kwargs(config.model))
+                                    channels=config.model.channels, axis_name=steps.AXIS,
+                                    **model_kwargs(config.model))
   d_model = models.create_discriminator(config.discriminator.name, scale=scale,
+                                        axis_name=steps.AXIS,
                                         **model_kwargs(config.discriminator))
   return g_model, d_model
 
@@ -54,7 +56,7 @@ def _compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh):
 
 
 def _sr_fn(g_model):
-  return jax.jit(lambda params, lr: steps.generate(g_model, params, lr))
+  return jax.jit(lambda params, model_state, lr: steps.generate(g_model, params, lr, model_state))
 
 
 def _write_run_info(config, workdir: str) -> None:
@@ -127,14 +129,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.write_scalars(step, summary)
       train_metrics = []
     if step % train_cfg.eval_every == 0 or last:
-      sr = functools.partial(sr_fn, state.ema_params)
+      sr = functools.partial(sr_fn, state.ema_params, state.g_state)
       record = {"step": step, **validation.evaluate_pairs(sr, eval_pairs, scale)}
       history.append(record)
       writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
       if is_chief:
         validation.write_metrics_json(metrics_path, record, history)
     if step % train_cfg.image_every == 0 or last:
-      sr = functools.partial(sr_fn, state.ema_params)
+      sr = functools.partial(sr_fn, state.ema_params, state.g_state)
       writer.write_images(step, {"val/lr_bicubic_sr_hr": validation.sample_grid(sr, eval_pairs,
                                                                                 scale)})
     if step % train_cfg.checkpoint_every == 0 or last:
@@ -158,7 +160,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
                                      config.data, channels=config.model.channels,
                                      seed=config.seed)
-  sr = functools.partial(_sr_fn(g_model), state.ema_params)
+  sr = functools.partial(_sr_fn(g_model), state.ema_params, state.g_state)
   record = {"step": int(state.step), "split": config.data.eval_split,
             **validation.evaluate_pairs(sr, pairs, config.data.scale)}
   if jax.process_index() == 0:

@@ -1,6 +1,7 @@
 """The data-parallel step: 4 simulated CPU devices give the state of 1 device, same batch."""
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -21,10 +22,21 @@ def _run(config, devices, batches):
   return jax.device_get(state), history
 
 
-def test_four_devices_match_one_device(tmp_path):
+@pytest.mark.parametrize("generator,discriminator", [
+    (None, None),  # the config's SINSR pair
+    ({"name": "srresnet", "width": 8, "num_blocks": 1}, {"name": "vgg", "width": 4}),
+    (None, {"name": "sinsr_patch", "width": 4, "stage_widths": (8, 8, 16, 16),
+            "norm": "spectral"}),
+])
+def test_four_devices_match_one_device(tmp_path, generator, discriminator):
+  """Batch norm is synchronised over the mesh, so it too sees the global batch."""
   assert jax.device_count() == 4, "conftest sets --xla_force_host_platform_device_count=4"
   config = tiny_config(str(tmp_path))
   config.train.batch_size = 8
+  if generator:
+    config.model = ml_collections.ConfigDict({"channels": 1, **generator})
+  if discriminator:
+    config.discriminator = ml_collections.ConfigDict(discriminator)
   rng = np.random.default_rng(0)
   batches = [{"hr": rng.random((8, 32, 32, 1), np.float32),
               "lr": rng.random((8, 8, 8, 1), np.float32)} for _ in range(3)]

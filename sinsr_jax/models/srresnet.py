@@ -1,0 +1,49 @@
+"""SRResNet, the SRGAN generator (Ledig et al., CVPR 2017).
+
+9x9 head conv + PReLU; residual blocks conv-BN-PReLU-conv-BN; conv-BN and a long skip; x2
+pixel-shuffle stages (conv to 4x channels, shuffle, PReLU; one x3 stage for x3); 9x9 output conv.
+Convs followed by batch norm have no bias: BN removes it, and Adam would turn its zero gradient's
+rounding noise into full-size steps.
+Batch statistics are averaged over ``axis_name`` in training, so a data-parallel run normalises
+with the global batch exactly as a one-device run does.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+
+from sinsr_jax.models.blocks import pixel_shuffle
+
+
+def batch_norm(train: bool, axis_name: str | None, name: str | None = None):
+  """torch.nn.BatchNorm2d's defaults (momentum 0.1, eps 1e-5), synchronised across devices."""
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      axis_name=axis_name if train else None, name=name)
+
+
+class SRResNet(nn.Module):
+  scale: int = 4
+  channels: int = 1
+  width: int = 64
+  num_blocks: int = 16
+  axis_name: str | None = None  # the data-parallel mesh axis, for synchronised batch norm
+
+  @nn.compact
+  def __call__(self, lr, train: bool = False):
+    bn = functools.partial(batch_norm, train, self.axis_name)
+    head = nn.PReLU(negative_slope_init=0.25, name="head_act")(
+        nn.Conv(self.width, (9, 9), name="head")(lr))
+    x = head
+    for i in range(self.num_blocks):
+      y = nn.Conv(self.width, (3, 3), name=f"block_{i}_conv_0", use_bias=False)(x)
+      y = nn.PReLU(negative_slope_init=0.25, name=f"block_{i}_act")(bn(f"block_{i}_bn_0")(y))
+      y = bn(f"block_{i}_bn_1")(nn.Conv(self.width, (3, 3), name=f"block_{i}_conv_1", use_bias=False)(y))
+      x = x + y
+    x = head + bn("body_bn")(nn.Conv(self.width, (3, 3), name="body_conv", use_bias=False)(x))
+    factors = [3] if self.scale == 3 else [2] * {2: 1, 4: 2}[self.scale]
+    for i, r in enumerate(factors):
+      x = pixel_shuffle(nn.Conv(self.width * r * r, (3, 3), name=f"up_{i}")(x), r)
+      x = nn.PReLU(negative_slope_init=0.25, name=f"up_{i}_act")(x)
+    return nn.Conv(self.channels, (9, 9), name="out")(x)

@@ -1,0 +1,181 @@
+"""The model zoo: published parameter counts, shapes at every scale, and real learning."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from sinsr_jax import degradations, metrics, models
+from sinsr_jax.models.rrdbnet import pixel_unshuffle
+from sinsr_jax.steps import _split_variables, apply_model
+
+TINY_G = {
+    "bicubic": {},
+    "sinsr": dict(stem_width=8, width=8, num_rrdb=1, growth=4),
+    "vdsr": dict(width=16, depth=6),
+    "srresnet": dict(width=16, num_blocks=2),
+    "esrgan": dict(width=16, num_blocks=1, growth=8),
+}
+TINY_D = {
+    "sinsr_patch": dict(width=4, stage_widths=(8, 8, 16, 16)),
+    "vgg": dict(width=8),
+}
+
+
+def _count(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def _params(model, *inputs):
+  return jax.eval_shape(model.init, jax.random.PRNGKey(0), *inputs).get("params", {})
+
+
+def test_every_baseline_is_registered():
+  assert set(models.GENERATORS) == set(TINY_G)
+  assert set(models.DISCRIMINATORS) == set(TINY_D)
+
+
+@pytest.mark.parametrize("name,scale,channels,published", [
+    ("esrgan", 4, 3, 16_697_987),  # RRDBNet nf=64, nb=23, gc=32 (ESRGAN reference code)
+    ("vdsr", 4, 1, 665_921),  # 20 layers, 64 channels, Y channel (Kim et al. 2016)
+    ("bicubic", 4, 1, 0),
+])
+def test_published_parameter_counts(name, scale, channels, published):
+  g = models.create_generator(name, scale=scale, channels=channels)
+  assert _count(_params(g, jnp.zeros((1, 16, 16, channels)))) == published
+
+
+def test_srresnet_parameter_count_follows_the_paper():
+  """Counted from Ledig et al.'s figure: 9x9 head, 16 blocks, BN affine, PReLU, 2 x2 stages."""
+  c, f, b = 3, 64, 16
+  conv = lambda k, i, o, bias=True: k * k * i * o + o * bias  # noqa: E731
+  bn, prelu = 2 * f, 1  # convs followed by BN carry no bias (BN's shift replaces it)
+  expected = (conv(9, c, f) + prelu + b * (2 * conv(3, f, f, False) + 2 * bn + prelu)
+              + conv(3, f, f, False) + bn + 2 * (conv(3, f, 4 * f) + prelu) + conv(9, f, c))
+  g = models.create_generator("srresnet", scale=4, channels=3)
+  assert _count(_params(g, jnp.zeros((1, 16, 16, 3)))) == expected == 1_547_350
+
+
+@pytest.mark.parametrize("name", sorted(TINY_G))
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_generator_shapes(name, scale, channels):
+  g = models.create_generator(name, scale=scale, channels=channels, **TINY_G[name])
+  lr = jnp.zeros((2, 8, 10, channels))
+  out = jax.eval_shape(lambda: g.apply(g.init(jax.random.PRNGKey(0), lr), lr))
+  assert out.shape == (2, 8 * scale, 10 * scale, channels)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("sinsr_patch", {"norm": "none"}), ("sinsr_patch", {"norm": "batch"}),
+    ("sinsr_patch", {"norm": "spectral"}), ("vgg", {"variant": "esrgan"}),
+    ("vgg", {"variant": "srgan"}), ("vgg", {"norm": "spectral"}),
+])
+def test_discriminator_shapes(name, kwargs):
+  d = models.create_discriminator(name, scale=4, **{**TINY_D[name], **kwargs})
+  lr, hr = jnp.zeros((2, 16, 16, 1)), jnp.zeros((2, 64, 64, 1))
+  out = jax.eval_shape(lambda: d.apply(d.init(jax.random.PRNGKey(0), lr, hr), lr, hr))
+  assert out.shape == ((2, 4, 4, 1) if name == "sinsr_patch" else (2, 1))
+
+
+def test_bicubic_model_is_matlab_bicubic():
+  lr = np.random.default_rng(0).random((1, 7, 9, 1)).astype(np.float32)
+  g = models.create_generator("bicubic", scale=3, channels=1)
+  np.testing.assert_allclose(g.apply({}, jnp.asarray(lr)), degradations.bicubic_upscale(lr, 3),
+                             atol=1e-5)
+
+
+def test_pixel_unshuffle_inverts_pixel_shuffle():
+  from sinsr_jax.models.blocks import pixel_shuffle
+
+  x = jnp.asarray(np.random.default_rng(1).random((2, 6, 8, 3)), jnp.float32)
+  np.testing.assert_array_equal(pixel_shuffle(pixel_unshuffle(x, 2), 2), x)
+
+
+def test_batch_norm_updates_statistics_in_training_only():
+  g = models.create_generator("srresnet", scale=2, channels=1, **TINY_G["srresnet"])
+  lr = jnp.asarray(np.random.default_rng(2).random((4, 8, 8, 1)), jnp.float32)
+  params, state = _split_variables(g.init(jax.random.PRNGKey(0), lr))
+  _, trained = apply_model(g, params, state, lr, train=True)
+  _, evaluated = apply_model(g, params, state, lr, train=False)
+  assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(trained),
+                                                   jax.tree.leaves(state), strict=True))
+  assert evaluated is state
+
+
+@pytest.fixture(scope="module")
+def fixed_batch(tiny_data_dir):
+  import tensorflow_datasets as tfds
+
+  source = tfds.builder("sem_synthetic/tiny", data_dir=tiny_data_dir).as_data_source("train")
+  hr = np.stack([source[i]["image"][:32, :32].astype(np.float32) / 255 for i in range(4)])
+  return degradations.bicubic_downscale(hr, 4), hr
+
+
+def _psnr(sr, hr):
+  return float(np.mean(metrics.psnr_db(np.asarray(sr), hr, crop_border=4)))
+
+
+@pytest.mark.parametrize("name", ["sinsr", "vdsr", "srresnet", "esrgan"])
+def test_generator_overfits_a_fixed_batch(name, fixed_batch):
+  """300 Adam steps on pixel L1: at least 5 dB over the start and 3 dB over bicubic."""
+  lr, hr = fixed_batch
+  g = models.create_generator(name, scale=4, channels=1, **TINY_G[name])
+  params, state = _split_variables(g.init(jax.random.PRNGKey(0), jnp.asarray(lr)))
+  tx = optax.adam(2e-3)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, state, opt_state):
+    def loss_fn(p):
+      out, new_state = apply_model(g, p, state, lr, train=True)
+      return jnp.mean(jnp.abs(out - hr)), new_state
+
+    (_, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), state, opt_state
+
+  psnr = lambda p, s: _psnr(apply_model(g, p, s, lr, train=False)[0], hr)  # noqa: E731
+  start = psnr(params, state)
+  for _ in range(300):
+    params, state, opt_state = step(params, state, opt_state)
+  end, bicubic = psnr(params, state), _psnr(degradations.bicubic_upscale(lr, 4), hr)
+  assert end > start + 5 and end > bicubic + 3, (start, end, bicubic)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("sinsr_patch", {"norm": "none"}), ("sinsr_patch", {"norm": "batch"}),
+    ("sinsr_patch", {"norm": "spectral"}), ("vgg", {"variant": "esrgan"}),
+    ("vgg", {"variant": "srgan", "norm": "spectral"}),
+])
+def test_discriminator_tells_hr_from_bicubic(name, kwargs, fixed_batch):
+  lr, hr = fixed_batch
+  bicubic = degradations.bicubic_upscale(lr, 4)
+  d = models.create_discriminator(name, scale=4, **{**TINY_D[name], **kwargs})
+  params, state = _split_variables(d.init(jax.random.PRNGKey(0), lr, hr))
+  tx = optax.adam(1e-3)
+  opt_state = tx.init(params)
+  logits = functools.partial(apply_model, d, lr=lr)
+
+  @jax.jit
+  def step(params, state, opt_state):
+    def loss_fn(p):
+      real, s = logits(p, state, image=hr, train=True)
+      fake, s = logits(p, s, image=bicubic, train=True)
+      return (optax.sigmoid_binary_cross_entropy(real, 1.0).mean()
+              + optax.sigmoid_binary_cross_entropy(fake, 0.0).mean()), s
+
+    (_, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), state, opt_state
+
+  for _ in range(150):
+    params, state, opt_state = step(params, state, opt_state)
+  # Scored as the GAN step uses it: in training mode (batch statistics for batch norm).
+  real = logits(params, state, image=hr, train=True)[0]
+  fake = logits(params, state, image=bicubic, train=True)[0]
+  accuracy = 0.5 * (float(jnp.mean(real > 0)) + float(jnp.mean(fake < 0)))
+  assert accuracy >= 0.9, accuracy
