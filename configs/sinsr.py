@@ -62,6 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.num_rrdb = 4  # per scale path
   c.model.growth = 32
   c.model.attention = "cbam"  # none | cbam | se
+  c.model.gradient_branch = False  # SPSR-style gradient branch fused into the output
 
   c.discriminator = ml_collections.ConfigDict()
   c.discriminator.name = "sinsr_patch"
@@ -74,6 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.adversarial = 5e-3
   c.loss.ssim = 0.1
   c.loss.gradient = 0.1  # Sobel gradient MSE
+  c.loss.gradient_branch = 0.5  # L1 of the gradient branch's map (models with a branch only)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 1e-4

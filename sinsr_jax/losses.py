@@ -52,3 +52,10 @@ def d_loss_bce(real_logits, fake_logits):
 def g_loss_bce(fake_logits):
   """Generator side of the (non-saturating) vanilla GAN: make fakes look real."""
   return jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits)))
+
+
+def gradient_branch_l1(predicted_gradient, hr):
+  """L1 between a gradient branch's HR gradient map and the gradient map of HR (SPSR)."""
+  from sinsr_jax.models.gradient import gradient_map
+
+  return jnp.mean(jnp.abs(predicted_gradient - gradient_map(hr)))

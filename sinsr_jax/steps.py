@@ -74,21 +74,31 @@ def _ema(ema_params, params, step, decay: float):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema_params, params)
 
 
-def pretrain_step(state: TrainState, batch, *, g_model, g_tx, ema_decay: float):
-  """PSNR-oriented phase: generator only, pixel L1."""
+def _branch_terms(out, hr) -> dict:
+  """The gradient branch's supervision, for generators that have one."""
+  if isinstance(out, dict) and "grad" in out:
+    return {"gradient_branch": losses.gradient_branch_l1(out["grad"], hr)}
+  return {}
+
+
+def pretrain_step(state: TrainState, batch, *, g_model, g_tx, ema_decay: float,
+                  branch_weight: float = 0.0):
+  """PSNR-oriented phase: generator only, pixel L1 (+ the gradient branch's L1)."""
 
   def loss_fn(params):
     out, g_state = apply_model(g_model, params, state.g_state, batch["lr"], train=True)
-    return losses.pixel_l1(_sr_of(out), batch["hr"]), g_state
+    terms = {"pixel": losses.pixel_l1(_sr_of(out), batch["hr"]), **_branch_terms(out, batch["hr"])}
+    total = terms["pixel"] + branch_weight * terms.get("gradient_branch", 0.0)
+    return total, (terms, g_state)
 
-  (loss, g_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+  (loss, (terms, g_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
   grads = jax.lax.pmean(grads, AXIS)
   updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
   new_state = state.replace(
       step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state, g_state=g_state,
       ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
-  return new_state, jax.lax.pmean({"g_loss": loss, "pixel": loss}, AXIS)
+  return new_state, jax.lax.pmean({"g_loss": loss, **terms}, AXIS)
 
 
 def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights: dict,
@@ -107,8 +117,9 @@ def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights:
         "adversarial": losses.g_loss_bce(fake_logits),
         "ssim": losses.ssim_loss(sr, hr),
         "gradient": losses.sobel_gradient_l2(sr, hr),
+        **_branch_terms(out, hr),
     }
-    total = sum(weights[k] * v for k, v in terms.items())
+    total = sum(weights.get(k, 0.0) * v for k, v in terms.items())
     return total, (terms, sr, g_state)
 
   (g_loss, (terms, sr, g_state)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(

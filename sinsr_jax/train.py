@@ -49,7 +49,8 @@ def initial_state(config, g_model, d_model, g_tx, d_tx, mesh) -> steps.TrainStat
 
 def _compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh):
   pretrain = functools.partial(steps.pretrain_step, g_model=g_model, g_tx=g_tx,
-                               ema_decay=config.optim.ema_decay)
+                               ema_decay=config.optim.ema_decay,
+                               branch_weight=config.loss.get("gradient_branch", 0.0))
   gan = functools.partial(steps.gan_step, g_model=g_model, d_model=d_model, g_tx=g_tx,
                           d_tx=d_tx, weights=dict(config.loss), ema_decay=config.optim.ema_decay)
   return parallel.data_parallel(pretrain, mesh), parallel.data_parallel(gan, mesh)

@@ -18,6 +18,7 @@ TINY_G = {
     "vdsr": dict(width=16, depth=6),
     "srresnet": dict(width=16, num_blocks=2),
     "esrgan": dict(width=16, num_blocks=1, growth=8),
+    "spsr": dict(width=8, num_blocks=2, growth=4, tap_every=1),
 }
 TINY_D = {
     "sinsr_patch": dict(width=4, stage_widths=(8, 8, 16, 16)),
@@ -66,7 +67,8 @@ def test_generator_shapes(name, scale, channels):
   g = models.create_generator(name, scale=scale, channels=channels, **TINY_G[name])
   lr = jnp.zeros((2, 8, 10, channels))
   out = jax.eval_shape(lambda: g.apply(g.init(jax.random.PRNGKey(0), lr), lr))
-  assert out.shape == (2, 8 * scale, 10 * scale, channels)
+  for image in out.values() if isinstance(out, dict) else [out]:  # SR (and gradient map)
+    assert image.shape == (2, 8 * scale, 10 * scale, channels)
 
 
 @pytest.mark.parametrize("name,kwargs", [
@@ -115,11 +117,15 @@ def fixed_batch(tiny_data_dir):
   return degradations.bicubic_downscale(hr, 4), hr
 
 
+def _sr(out):
+  return out["sr"] if isinstance(out, dict) else out
+
+
 def _psnr(sr, hr):
   return float(np.mean(metrics.psnr_db(np.asarray(sr), hr, crop_border=4)))
 
 
-@pytest.mark.parametrize("name", ["sinsr", "vdsr", "srresnet", "esrgan"])
+@pytest.mark.parametrize("name", ["sinsr", "vdsr", "srresnet", "esrgan", "spsr"])
 def test_generator_overfits_a_fixed_batch(name, fixed_batch):
   """300 Adam steps on pixel L1: at least 5 dB over the start and 3 dB over bicubic."""
   lr, hr = fixed_batch
@@ -132,13 +138,13 @@ def test_generator_overfits_a_fixed_batch(name, fixed_batch):
   def step(params, state, opt_state):
     def loss_fn(p):
       out, new_state = apply_model(g, p, state, lr, train=True)
-      return jnp.mean(jnp.abs(out - hr)), new_state
+      return jnp.mean(jnp.abs(_sr(out) - hr)), new_state
 
     (_, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), state, opt_state
 
-  psnr = lambda p, s: _psnr(apply_model(g, p, s, lr, train=False)[0], hr)  # noqa: E731
+  psnr = lambda p, s: _psnr(_sr(apply_model(g, p, s, lr, train=False)[0]), hr)  # noqa: E731
   start = psnr(params, state)
   for _ in range(300):
     params, state, opt_state = step(params, state, opt_state)
@@ -179,3 +185,41 @@ def test_discriminator_tells_hr_from_bicubic(name, kwargs, fixed_batch):
   fake = logits(params, state, image=bicubic, train=True)[0]
   accuracy = 0.5 * (float(jnp.mean(real > 0)) + float(jnp.mean(fake < 0)))
   assert accuracy >= 0.9, accuracy
+
+
+def test_gradient_map_matches_a_numpy_reference():
+  """SPSR's Get_gradient: central differences, zero padding, sqrt(dx^2 + dy^2 + 1e-6)."""
+  from sinsr_jax.models.gradient import gradient_map
+
+  x = np.random.default_rng(5).random((2, 7, 9, 3)).astype(np.float32)
+  p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  dy = p[:, 2:, 1:-1] - p[:, :-2, 1:-1]
+  dx = p[:, 1:-1, 2:] - p[:, 1:-1, :-2]
+  np.testing.assert_allclose(gradient_map(jnp.asarray(x)), np.sqrt(dx**2 + dy**2 + 1e-6),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_sinsr_gradient_branch_outputs_and_fuses_the_gradient_map():
+  g = models.create_generator("sinsr", scale=4, channels=1, gradient_branch=True,
+                              **TINY_G["sinsr"])
+  lr = jnp.asarray(np.random.default_rng(6).random((1, 8, 8, 1)), jnp.float32)
+  params = g.init(jax.random.PRNGKey(0), lr)["params"]
+  out = g.apply({"params": params}, lr)
+  assert set(out) == {"sr", "grad"} and out["grad"].shape == out["sr"].shape
+  # The branch feeds the SR image: changing only branch weights changes the output.
+  bumped = {**params, "gradient_branch": jax.tree.map(lambda w: w + 0.05,
+                                                      params["gradient_branch"])}
+  assert not np.allclose(g.apply({"params": bumped}, lr)["sr"], out["sr"])
+
+
+def test_gan_phase_with_the_gradient_branch_runs_end_to_end(tiny_data_dir, tmp_path):
+  import json
+
+  from conftest import tiny_config
+  from sinsr_jax import train
+
+  config = tiny_config(tiny_data_dir, num_steps=4, pretrain_steps=2)
+  config.model.gradient_branch = True
+  train.train_and_evaluate(config, str(tmp_path))
+  record = json.loads((tmp_path / "metrics.json").read_text())
+  assert record["step"] == 4 and np.isfinite(record["psnr_db"])

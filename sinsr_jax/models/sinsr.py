@@ -3,6 +3,11 @@
 Three parallel paths see the shallow features at full, half (pool -> RRDBs -> up) and double
 (up -> RRDBs -> pool) resolution; their concatenation is fused, upsampled by pixel shuffle (a conv
 expands channels first), and added to the MATLAB-bicubic upsample of the LR input.
+
+With ``gradient_branch`` (the seed's phase 5), an SPSR-style branch takes the LR gradient map and
+the full-resolution path's features after up to three evenly spaced RRDBs and the fused trunk;
+it predicts the HR gradient map, and its HR features are fused with the trunk's before the
+output convs. The output is then {"sr": SR image, "grad": predicted HR gradient map}.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import jax.numpy as jnp
 
 from sinsr_jax import degradations
 from sinsr_jax.models.blocks import RRDB, PixelShuffleUpsampler, lrelu, resize_to
+from sinsr_jax.models.gradient import GradientBranch, GradientFusion, gradient_map
 
 
 class RRDBStack(nn.Module):
+  """RRDBs in sequence; returns the output of every block."""
+
   features: int
   num_blocks: int
   growth: int
@@ -22,9 +30,11 @@ class RRDBStack(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    outputs = []
     for _ in range(self.num_blocks):
       x = RRDB(self.features, self.growth, self.attention)(x)
-    return x
+      outputs.append(x)
+    return outputs
 
 
 class SINSRGenerator(nn.Module):
@@ -38,6 +48,7 @@ class SINSRGenerator(nn.Module):
   growth: int = 32
   attention: str = "cbam"
   scales: tuple[str, ...] = ("full", "down_up", "up_down")
+  gradient_branch: bool = False
 
   @nn.compact
   def __call__(self, lr, train: bool = False):
@@ -47,15 +58,17 @@ class SINSRGenerator(nn.Module):
     feats = nn.Conv(self.width, (1, 1), name="stem_proj")(stem)
     stack = lambda name: RRDBStack(self.width, self.num_rrdb, self.growth, self.attention,
                                    name=name)
-    paths = []
+    paths, taps = [], []
     for path in self.scales:
       if path == "full":
-        paths.append(stack("full")(feats))
+        outputs = stack("full")(feats)
+        paths.append(outputs[-1])
+        taps += outputs
       elif path == "down_up":
         low = nn.avg_pool(feats, (2, 2), strides=(2, 2), padding="SAME")
-        paths.append(resize_to(stack("down_up")(low), (h, w)))
+        paths.append(resize_to(stack("down_up")(low)[-1], (h, w)))
       elif path == "up_down":
-        high = stack("up_down")(resize_to(feats, (2 * h, 2 * w)))
+        high = stack("up_down")(resize_to(feats, (2 * h, 2 * w)))[-1]
         paths.append(nn.avg_pool(high, (2, 2), strides=(2, 2)))
       else:
         raise ValueError(f"unknown scale path {path!r}; valid: full, down_up, up_down")
@@ -63,5 +76,13 @@ class SINSRGenerator(nn.Module):
     fused = fused + feats  # long skip over the trunk
     up = PixelShuffleUpsampler(self.scale, self.width, name="upsample")(fused)
     up = lrelu(nn.Conv(self.width, (3, 3), name="hr_conv")(up))
-    residual = nn.Conv(self.channels, (3, 3), name="out_conv")(up)
-    return degradations.bicubic_upscale(lr, self.scale, xp=jnp) + residual
+    bicubic = degradations.bicubic_upscale(lr, self.scale, xp=jnp)
+    if not self.gradient_branch:
+      return bicubic + nn.Conv(self.channels, (3, 3), name="out_conv")(up)
+    branch_features, gradient = GradientBranch(
+        self.width, self.growth, self.channels,
+        PixelShuffleUpsampler(self.scale, self.width, name="branch_upsample"),
+        name="gradient_branch")(gradient_map(lr), [*taps[::max(1, len(taps) // 3)][:3], fused])
+    up = GradientFusion(self.width, self.growth, name="fusion")(up, branch_features)
+    return {"sr": bicubic + nn.Conv(self.channels, (3, 3), name="out_conv")(up),
+            "grad": gradient}

@@ -39,7 +39,8 @@ class SRResNet(nn.Module):
     for i in range(self.num_blocks):
       y = nn.Conv(self.width, (3, 3), name=f"block_{i}_conv_0", use_bias=False)(x)
       y = nn.PReLU(negative_slope_init=0.25, name=f"block_{i}_act")(bn(f"block_{i}_bn_0")(y))
-      y = bn(f"block_{i}_bn_1")(nn.Conv(self.width, (3, 3), name=f"block_{i}_conv_1", use_bias=False)(y))
+      y = nn.Conv(self.width, (3, 3), name=f"block_{i}_conv_1", use_bias=False)(y)
+      y = bn(f"block_{i}_bn_1")(y)
       x = x + y
     x = head + bn("body_bn")(nn.Conv(self.width, (3, 3), name="body_conv", use_bias=False)(x))
     factors = [3] if self.scale == 3 else [2] * {2: 1, 4: 2}[self.scale]
