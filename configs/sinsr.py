@@ -14,7 +14,7 @@ Everything else is overridden with ``--config.a.b=value``.
 
 import ml_collections
 
-VARIANTS = ("quick",)
+VARIANTS = ("quick", "gradient_branch")
 SHORTCUTS = ("scale", "seed", "data", "path")
 DATASETS = {"sem_synthetic": "sem_synthetic", "nffa_sem": "nffa_sem", "folder": "sem_folder"}
 
@@ -70,11 +70,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.discriminator.stage_widths = (64, 128, 256, 512)
   c.discriminator.norm = "layer"  # none | layer | instance
 
-  c.loss = ml_collections.ConfigDict()  # GAN-phase weights (pretraining uses pixel L1 alone)
+  c.loss = ml_collections.ConfigDict()  # GAN-phase weights (pretraining: the pixel loss alone)
+  c.loss.pixel_kind = "l1"  # l1 | l2 | charbonnier, in both phases
+  c.loss.gan_kind = "vanilla"  # vanilla (BCE) | ragan (relativistic average) | hinge
   c.loss.pixel = 1.0
   c.loss.adversarial = 5e-3
   c.loss.ssim = 0.1
   c.loss.gradient = 0.1  # Sobel gradient MSE
+  c.loss.gradient_pixel = 0.0  # L1 between gradient maps of SR and HR (SPSR)
   c.loss.gradient_branch = 0.5  # L1 of the gradient branch's map (models with a branch only)
 
   c.optim = ml_collections.ConfigDict()
@@ -118,6 +121,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.eval_every = 400
     c.train.checkpoint_every = 400
 
+  if "gradient_branch" in variants:  # the seed's phase 5: SPSR-style gradient branch
+    c.model.gradient_branch = True
   if "scale" in shortcuts:
     c.data.scale = int(shortcuts["scale"])
   if "seed" in shortcuts:

@@ -14,6 +14,21 @@ def pixel_l1(sr, hr):
   return jnp.mean(jnp.abs(sr - hr))
 
 
+PIXEL_KINDS = ("l1", "l2", "charbonnier")
+
+
+def pixel_loss(sr, hr, kind: str = "l1", eps: float = 1e-3):
+  """Pixel fidelity: L1, L2 (MSE) or Charbonnier sqrt(d^2 + eps^2)."""
+  d = sr - hr
+  if kind == "l1":
+    return jnp.mean(jnp.abs(d))
+  if kind == "l2":
+    return jnp.mean(d * d)
+  if kind == "charbonnier":
+    return jnp.mean(jnp.sqrt(d * d + eps * eps))
+  raise ValueError(f"unknown pixel loss {kind!r}; valid: {', '.join(PIXEL_KINDS)}")
+
+
 def sobel(images):
   """Sobel derivatives (N, H, W, C) -> (N, H, W, C, 2) [d/dy, d/dx], reflect-padded borders.
 
@@ -42,6 +57,9 @@ def ssim_loss(sr, hr):
   return 1.0 - jnp.mean(dm_pix.ssim(sr, hr, max_val=1.0))
 
 
+GAN_KINDS = ("vanilla", "ragan", "hinge")
+
+
 def d_loss_bce(real_logits, fake_logits):
   """Discriminator side of the vanilla GAN: real -> 1, fake -> 0."""
   real = optax.sigmoid_binary_cross_entropy(real_logits, jnp.ones_like(real_logits))
@@ -59,3 +77,43 @@ def gradient_branch_l1(predicted_gradient, hr):
   from sinsr_jax.models.gradient import gradient_map
 
   return jnp.mean(jnp.abs(predicted_gradient - gradient_map(hr)))
+
+
+def gradient_pixel_l1(sr, hr):
+  """L1 between the gradient maps of SR and HR (SPSR's gradient-pixel loss)."""
+  from sinsr_jax.models.gradient import gradient_map
+
+  return jnp.mean(jnp.abs(gradient_map(sr) - gradient_map(hr)))
+
+
+def _bce(logits, target: float):
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target)))
+
+
+def d_loss(kind: str, real_logits, fake_logits, batch_mean=jnp.mean):
+  """Discriminator side: real (LR, HR) judged real, (LR, SR) judged fake.
+
+  ``ragan``: relativistic average GAN (ESRGAN): each logit relative to the other set's mean
+  (``batch_mean``: over the global batch in a data-parallel step). ``hinge``:
+  mean(relu(1 - real)) + mean(relu(1 + fake)).
+  """
+  if kind == "vanilla":
+    return d_loss_bce(real_logits, fake_logits)
+  if kind == "ragan":
+    return 0.5 * (_bce(real_logits - batch_mean(fake_logits), 1.0)
+                  + _bce(fake_logits - batch_mean(real_logits), 0.0))
+  if kind == "hinge":
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+  raise ValueError(f"unknown GAN loss {kind!r}; valid: {', '.join(GAN_KINDS)}")
+
+
+def g_loss(kind: str, real_logits, fake_logits, batch_mean=jnp.mean):
+  """Generator side (non-saturating); ``ragan`` uses the real logits too, the others ignore them."""
+  if kind == "vanilla":
+    return g_loss_bce(fake_logits)
+  if kind == "ragan":
+    return 0.5 * (_bce(real_logits - batch_mean(fake_logits), 0.0)
+                  + _bce(fake_logits - batch_mean(real_logits), 1.0))
+  if kind == "hinge":
+    return -jnp.mean(fake_logits)
+  raise ValueError(f"unknown GAN loss {kind!r}; valid: {', '.join(GAN_KINDS)}")

@@ -81,13 +81,19 @@ def _branch_terms(out, hr) -> dict:
   return {}
 
 
+def _global_mean(x):
+  """Mean over the global batch: the per-device mean averaged over the ``data`` axis."""
+  return jax.lax.pmean(jnp.mean(x), AXIS)
+
+
 def pretrain_step(state: TrainState, batch, *, g_model, g_tx, ema_decay: float,
-                  branch_weight: float = 0.0):
-  """PSNR-oriented phase: generator only, pixel L1 (+ the gradient branch's L1)."""
+                  branch_weight: float = 0.0, pixel_kind: str = "l1"):
+  """PSNR-oriented phase: generator only, the pixel loss (+ the gradient branch's L1)."""
 
   def loss_fn(params):
     out, g_state = apply_model(g_model, params, state.g_state, batch["lr"], train=True)
-    terms = {"pixel": losses.pixel_l1(_sr_of(out), batch["hr"]), **_branch_terms(out, batch["hr"])}
+    terms = {"pixel": losses.pixel_loss(_sr_of(out), batch["hr"], pixel_kind),
+             **_branch_terms(out, batch["hr"])}
     total = terms["pixel"] + branch_weight * terms.get("gradient_branch", 0.0)
     return total, (terms, g_state)
 
@@ -102,23 +108,28 @@ def pretrain_step(state: TrainState, batch, *, g_model, g_tx, ema_decay: float,
 
 
 def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights: dict,
-             ema_decay: float):
-  """GAN phase: G on pixel + adversarial + SSIM + Sobel-gradient losses, then D on (LR, HR/SR)."""
+             ema_decay: float, pixel_kind: str = "l1", gan_kind: str = "vanilla"):
+  """GAN phase: G on its weighted loss terms, then D on (LR, HR) vs (LR, SR)."""
   lr, hr = batch["lr"], batch["hr"]
   discriminate = functools.partial(apply_model, d_model, train=True, lr=lr)
 
   def g_loss_fn(params):
     out, g_state = apply_model(g_model, params, state.g_state, lr, train=True)
     sr = _sr_of(out)
-    # D's statistics are updated by its own step only; here it just scores the SR image.
+    # D's statistics are updated by its own step only; here it just scores the images.
     fake_logits, _ = discriminate(state.d_params, state.d_state, image=sr)
+    real_logits = (jax.lax.stop_gradient(discriminate(state.d_params, state.d_state, image=hr)[0])
+                   if gan_kind == "ragan" else None)
     terms = {
-        "pixel": losses.pixel_l1(sr, hr),
-        "adversarial": losses.g_loss_bce(fake_logits),
+        "pixel": losses.pixel_loss(sr, hr, pixel_kind),
+        "adversarial": losses.g_loss(gan_kind, real_logits, fake_logits, _global_mean),
         "ssim": losses.ssim_loss(sr, hr),
         "gradient": losses.sobel_gradient_l2(sr, hr),
+        "gradient_pixel": losses.gradient_pixel_l1(sr, hr),
         **_branch_terms(out, hr),
     }
+    terms = {k: v for k, v in terms.items() if weights.get(k, 0.0) or k in ("pixel",
+                                                                           "adversarial")}
     total = sum(weights.get(k, 0.0) * v for k, v in terms.items())
     return total, (terms, sr, g_state)
 
@@ -130,7 +141,7 @@ def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights:
     real, d_state = discriminate(params, state.d_state, image=hr)
     fake, d_state = discriminate(params, d_state, image=sr)
     accuracy = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))
-    return losses.d_loss_bce(real, fake), (accuracy, d_state)
+    return losses.d_loss(gan_kind, real, fake, _global_mean), (accuracy, d_state)
 
   (d_loss, (d_acc, d_state)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
       state.d_params)

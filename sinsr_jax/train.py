@@ -48,11 +48,15 @@ def initial_state(config, g_model, d_model, g_tx, d_tx, mesh) -> steps.TrainStat
 
 
 def _compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh):
+  loss = config.loss
+  weights = {k: v for k, v in loss.items() if not isinstance(v, str)}
   pretrain = functools.partial(steps.pretrain_step, g_model=g_model, g_tx=g_tx,
                                ema_decay=config.optim.ema_decay,
-                               branch_weight=config.loss.get("gradient_branch", 0.0))
+                               branch_weight=weights.get("gradient_branch", 0.0),
+                               pixel_kind=loss.pixel_kind)
   gan = functools.partial(steps.gan_step, g_model=g_model, d_model=d_model, g_tx=g_tx,
-                          d_tx=d_tx, weights=dict(config.loss), ema_decay=config.optim.ema_decay)
+                          d_tx=d_tx, weights=weights, ema_decay=config.optim.ema_decay,
+                          pixel_kind=loss.pixel_kind, gan_kind=loss.gan_kind)
   return parallel.data_parallel(pretrain, mesh), parallel.data_parallel(gan, mesh)
 
 
@@ -92,6 +96,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   eval_pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
                                           config.data, channels=config.model.channels,
                                           seed=config.seed)
+
+  if not jax.tree.leaves(state.g_params):  # bicubic: nothing to train, score it once
+    logging.info("%s has no parameters: evaluating it without training.", config.model.name)
+    sr = functools.partial(_sr_fn(g_model), state.ema_params, state.g_state)
+    record = {"step": 0, **validation.evaluate_pairs(sr, eval_pairs, config.data.scale)}
+    if is_chief:
+      validation.write_metrics_json(os.path.join(workdir, "metrics.json"), record, [record])
+    return record
 
   manager = checkpointing.make_manager(workdir, config.train.keep_checkpoints)
   restored = checkpointing.restore_latest(manager, state, train_iter)
@@ -155,7 +167,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   g_model, d_model = build_models(config)
   g_tx, d_tx = build_optimizers(config.optim)
   template = initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
-  state = checkpointing.restore_latest(checkpointing.make_manager(workdir, 1), template)
+  state = template
+  if jax.tree.leaves(template.g_params):  # a model without parameters needs no checkpoint
+    state = checkpointing.restore_latest(checkpointing.make_manager(workdir, 1), template)
   if state is None:
     raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
   pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from sinsr_jax import losses
@@ -47,3 +48,40 @@ def test_adversarial_sides_push_the_right_way():
   d_fake = jax.grad(lambda f: losses.d_loss_bce(real, f))(jnp.zeros((1, 2, 2, 1)))
   g_fake = jax.grad(losses.g_loss_bce)(jnp.zeros((1, 2, 2, 1)))
   assert np.all(np.asarray(d_fake) > 0) and np.all(np.asarray(g_fake) < 0)
+
+
+def _np_bce(logits, target):
+  return np.mean(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits))))
+
+
+@pytest.mark.parametrize("kind", ["vanilla", "ragan", "hinge"])
+def test_gan_losses_against_numpy_and_their_directions(kind):
+  rng = np.random.default_rng(0)
+  real, fake = rng.normal(1, 1, (4, 2, 2, 1)), rng.normal(-1, 1, (4, 2, 2, 1))
+  if kind == "vanilla":
+    d_ref, g_ref = _np_bce(real, 1) + _np_bce(fake, 0), _np_bce(fake, 1)
+  elif kind == "ragan":  # ESRGAN: D_Ra(x, y) = sigmoid(C(x) - mean C(y))
+    d_ref = 0.5 * (_np_bce(real - fake.mean(), 1) + _np_bce(fake - real.mean(), 0))
+    g_ref = 0.5 * (_np_bce(real - fake.mean(), 0) + _np_bce(fake - real.mean(), 1))
+  else:
+    d_ref = np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake))
+    g_ref = -np.mean(fake)
+  r, f = jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32)
+  assert float(losses.d_loss(kind, r, f)) == pytest.approx(d_ref, rel=1e-5)
+  assert float(losses.g_loss(kind, r, f)) == pytest.approx(g_ref, rel=1e-5)
+  # The discriminator is pushed to raise real logits and lower fake ones (the original code's
+  # swapped BCE arguments pushed both down); the generator to raise the fake ones.
+  d_real, d_fake = jax.grad(lambda a, b: losses.d_loss(kind, a, b), argnums=(0, 1))(r, f)
+  assert float(jnp.sum(d_real)) < 0 < float(jnp.sum(d_fake))
+  g_fake = jax.grad(lambda b: losses.g_loss(kind, r, b))(f)
+  assert float(jnp.sum(g_fake)) < 0
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2", "charbonnier"])
+def test_pixel_losses(kind):
+  a, b = np.random.default_rng(1).random((2, 2, 5, 5, 1)).astype(np.float32)
+  d = a - b
+  ref = {"l1": np.abs(d).mean(), "l2": (d * d).mean(),
+         "charbonnier": np.sqrt(d * d + 1e-6).mean()}[kind]
+  value = float(losses.pixel_loss(jnp.asarray(a), jnp.asarray(b), kind))
+  assert value == pytest.approx(ref, rel=1e-5)

@@ -1,0 +1,25 @@
+"""SPSR (Ma et al., CVPR 2020): RRDB SR branch + gradient branch, ESRGAN's training recipe.
+
+Losses: L1 1e-2, relativistic GAN 5e-3, gradient-pixel L1 1e-2, gradient-branch L1 0.5 (VGG 1.0
+and the gradient-map discriminator 5e-3 arrive with the loss issue); optimiser, schedule and
+discriminator as ESRGAN's.
+
+    python -m sinsr_jax.main --config=configs/baselines/spsr.py:quick --workdir=runs/spsr
+"""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import baseline_recipes  # noqa: E402
+from esrgan import DISCRIMINATOR, LOSS, OPTIM, TRAIN  # noqa: E402
+
+
+def get_config(arg=None):
+  return baseline_recipes.build(
+      arg, model={"name": "spsr", "width": 64, "num_blocks": 23, "growth": 32, "tap_every": 5},
+      discriminator=DISCRIMINATOR,
+      loss={**LOSS, "gradient_pixel": 1e-2, "gradient_branch": 0.5},
+      optim=OPTIM, train=TRAIN,
+      quick_model={"width": 32, "num_blocks": 4, "growth": 16, "tap_every": 1},
+      quick_discriminator={"width": 16})
