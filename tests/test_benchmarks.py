@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -24,3 +26,19 @@ def test_input_pipeline_benchmark_runs(tiny_data_dir, tmp_path):
   assert saved["pipeline_patches_per_s"] > 0
   assert set(saved["step_patches_per_s"]) == {"pretrain", "gan"}
   assert "pipeline / fastest step" in result.stdout
+
+
+def test_model_table_runs_and_counts_parameters(tmp_path):
+  out = tmp_path / "table.json"
+  result = subprocess.run(
+      [sys.executable, "benchmarks/model_table.py", "--models=vdsr,esrgan,bicubic",
+       "--lr_size=16", f"--out={out}"],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+      timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = {r["model"]: r for r in json.loads(out.read_text())["rows"]}
+  assert rows["esrgan"]["params_3ch"] == 16_697_987 and rows["vdsr"]["params_1ch"] == 665_921
+  # VDSR at 64x64 HR (16x16 LR, x4): 20 convs over 4096 pixels, 2 FLOPs per multiply-add.
+  macs = 4096 * (9 * 64 + 18 * 9 * 64 * 64 + 9 * 64)
+  assert rows["vdsr"]["gflops_1ch"] == pytest.approx(2 * macs / 1e9, rel=0.05)
+  assert "| `esrgan` | 16,695,681 | 16,697,987 |" in result.stdout
