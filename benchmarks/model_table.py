@@ -31,6 +31,8 @@ ROWS = {
     "srresnet": ("srresnet", {}),
     "esrgan": ("esrgan", {}),
     "spsr": ("spsr", {}),
+    "dsrvae": ("dsrvae", {}),
+    "swinir": ("swinir", {}),
     "sinsr": ("sinsr", None),  # None: configs/sinsr.py's model options
     "sinsr+gradient_branch": ("sinsr", {"gradient_branch": True}),
 }

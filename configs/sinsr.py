@@ -79,6 +79,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.gradient = 0.1  # Sobel gradient MSE
   c.loss.gradient_pixel = 0.0  # L1 between gradient maps of SR and HR (SPSR)
   c.loss.gradient_branch = 0.5  # L1 of the gradient branch's map (models with a branch only)
+  c.loss.vae_reconstruction = 0.0  # dSRVAE: L1 of its denoised LR to the input LR
+  c.loss.kl = 0.0  # dSRVAE: KL divergence of its latent from N(0, 1)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 1e-4

@@ -74,11 +74,18 @@ def _ema(ema_params, params, step, decay: float):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema_params, params)
 
 
-def _branch_terms(out, hr) -> dict:
-  """The gradient branch's supervision, for generators that have one."""
-  if isinstance(out, dict) and "grad" in out:
-    return {"gradient_branch": losses.gradient_branch_l1(out["grad"], hr)}
-  return {}
+def _auxiliary_terms(out, batch) -> dict:
+  """Terms of generators with extra outputs: a gradient branch's map, a VAE's LR and KL."""
+  if not isinstance(out, dict):
+    return {}
+  terms = {}
+  if "grad" in out:
+    terms["gradient_branch"] = losses.gradient_branch_l1(out["grad"], batch["hr"])
+  if "lr_clean" in out:
+    terms["vae_reconstruction"] = losses.pixel_l1(out["lr_clean"], batch["lr"])
+  if "kl" in out:
+    terms["kl"] = out["kl"]
+  return terms
 
 
 def _global_mean(x):
@@ -86,15 +93,24 @@ def _global_mean(x):
   return jax.lax.pmean(jnp.mean(x), AXIS)
 
 
+def _sample_rngs(state: TrainState) -> dict:
+  """Fresh, reproducible noise for sampling generators: one key per step and device."""
+  key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step),
+                           jax.lax.axis_index(AXIS))
+  return {"sample": key}
+
+
 def pretrain_step(state: TrainState, batch, *, g_model, g_tx, ema_decay: float,
-                  branch_weight: float = 0.0, pixel_kind: str = "l1"):
-  """PSNR-oriented phase: generator only, the pixel loss (+ the gradient branch's L1)."""
+                  weights: dict | None = None, pixel_kind: str = "l1"):
+  """PSNR-oriented phase: generator only, the pixel loss (+ the model's auxiliary terms)."""
+  weights = weights or {}
 
   def loss_fn(params):
-    out, g_state = apply_model(g_model, params, state.g_state, batch["lr"], train=True)
-    terms = {"pixel": losses.pixel_loss(_sr_of(out), batch["hr"], pixel_kind),
-             **_branch_terms(out, batch["hr"])}
-    total = terms["pixel"] + branch_weight * terms.get("gradient_branch", 0.0)
+    out, g_state = apply_model(g_model, params, state.g_state, batch["lr"], train=True,
+                               rngs=_sample_rngs(state))
+    aux = _auxiliary_terms(out, batch)
+    terms = {"pixel": losses.pixel_loss(_sr_of(out), batch["hr"], pixel_kind), **aux}
+    total = terms["pixel"] + sum(weights.get(k, 0.0) * v for k, v in aux.items())
     return total, (terms, g_state)
 
   (loss, (terms, g_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
@@ -114,7 +130,8 @@ def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights:
   discriminate = functools.partial(apply_model, d_model, train=True, lr=lr)
 
   def g_loss_fn(params):
-    out, g_state = apply_model(g_model, params, state.g_state, lr, train=True)
+    out, g_state = apply_model(g_model, params, state.g_state, lr, train=True,
+                               rngs=_sample_rngs(state))
     sr = _sr_of(out)
     # D's statistics are updated by its own step only; here it just scores the images.
     fake_logits, _ = discriminate(state.d_params, state.d_state, image=sr)
@@ -126,7 +143,7 @@ def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights:
         "ssim": losses.ssim_loss(sr, hr),
         "gradient": losses.sobel_gradient_l2(sr, hr),
         "gradient_pixel": losses.gradient_pixel_l1(sr, hr),
-        **_branch_terms(out, hr),
+        **_auxiliary_terms(out, batch),
     }
     terms = {k: v for k, v in terms.items() if weights.get(k, 0.0) or k in ("pixel",
                                                                            "adversarial")}

@@ -52,7 +52,7 @@ def _compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh):
   weights = {k: v for k, v in loss.items() if not isinstance(v, str)}
   pretrain = functools.partial(steps.pretrain_step, g_model=g_model, g_tx=g_tx,
                                ema_decay=config.optim.ema_decay,
-                               branch_weight=weights.get("gradient_branch", 0.0),
+                               weights=weights,
                                pixel_kind=loss.pixel_kind)
   gan = functools.partial(steps.gan_step, g_model=g_model, d_model=d_model, g_tx=g_tx,
                           d_tx=d_tx, weights=weights, ema_decay=config.optim.ema_decay,

@@ -19,6 +19,8 @@ TINY_G = {
     "srresnet": dict(width=16, num_blocks=2),
     "esrgan": dict(width=16, num_blocks=1, growth=8),
     "spsr": dict(width=8, num_blocks=2, growth=4, tap_every=1),
+    "swinir": dict(embed_dim=12, depths=(2,), heads=2, window=4),
+    "dsrvae": dict(width=16, latent=4, num_blocks=2),
 }
 TINY_D = {
     "sinsr_patch": dict(width=4, stage_widths=(8, 8, 16, 16)),
@@ -49,6 +51,38 @@ def test_published_parameter_counts(name, scale, channels, published):
   assert _count(_params(g, jnp.zeros((1, 16, 16, channels)))) == published
 
 
+@pytest.mark.parametrize("scale,published_k", [(2, 878), (3, 886), (4, 897)])
+def test_swinir_light_parameter_count(scale, published_k):
+  """The paper's table (3 channels) counts all but the relative-position bias tables."""
+  g = models.create_generator("swinir", scale=scale, channels=3)
+  params = _params(g, jnp.zeros((1, 16, 16, 3)))
+  tables = sum(int(np.prod(x.shape)) for path, x in jax.tree_util.tree_leaves_with_path(params)
+               if "relative_position_bias_table" in jax.tree_util.keystr(path))
+  assert tables == 24 * 15 * 15 * 6  # 24 Swin layers, (2*8-1)^2 offsets, 6 heads
+  assert round((_count(params) - tables) / 1000) == published_k
+
+
+def test_swinir_windows_see_only_their_region_after_the_shift():
+  """Shifted windows wrap image content around; the mask keeps wrapped regions apart."""
+  from sinsr_jax.models.swinir import _shift_mask
+
+  mask = _shift_mask(8, 8, 4, 2)  # 4 windows of 16 positions
+  assert mask.shape == (4, 16, 16)
+  assert not mask[0].any()  # the top-left window holds one region only
+  assert (mask[3] == -100).sum() > 0 and (np.diag(mask[3]) == 0).all()
+
+
+def test_dsrvae_samples_in_training_and_is_deterministic_in_inference():
+  g = models.create_generator("dsrvae", scale=2, channels=1, **TINY_G["dsrvae"])
+  lr = jnp.asarray(np.random.default_rng(3).random((1, 8, 8, 1)), jnp.float32)
+  variables = g.init(jax.random.PRNGKey(0), lr)
+  a, b = (g.apply(variables, lr, train=True, rngs={"sample": jax.random.PRNGKey(k)})
+          for k in (1, 2))
+  assert not np.allclose(a["sr"], b["sr"]) and float(a["kl"]) >= 0
+  np.testing.assert_array_equal(g.apply(variables, lr)["sr"], g.apply(variables, lr)["sr"])
+  assert a["lr_clean"].shape == lr.shape
+
+
 def test_srresnet_parameter_count_follows_the_paper():
   """Counted from Ledig et al.'s figure: 9x9 head, 16 blocks, BN affine, PReLU, 2 x2 stages."""
   c, f, b = 3, 64, 16
@@ -67,8 +101,12 @@ def test_generator_shapes(name, scale, channels):
   g = models.create_generator(name, scale=scale, channels=channels, **TINY_G[name])
   lr = jnp.zeros((2, 8, 10, channels))
   out = jax.eval_shape(lambda: g.apply(g.init(jax.random.PRNGKey(0), lr), lr))
-  for image in out.values() if isinstance(out, dict) else [out]:  # SR (and gradient map)
-    assert image.shape == (2, 8 * scale, 10 * scale, channels)
+  images = {"sr": out} if not isinstance(out, dict) else out
+  for key in ("sr", "grad"):  # the SR image and, from a gradient branch, the gradient map
+    if key in images:
+      assert images[key].shape == (2, 8 * scale, 10 * scale, channels)
+  if "lr_clean" in images:  # a denoising VAE's LR estimate
+    assert images["lr_clean"].shape == lr.shape
 
 
 @pytest.mark.parametrize("name,kwargs", [
@@ -125,7 +163,8 @@ def _psnr(sr, hr):
   return float(np.mean(metrics.psnr_db(np.asarray(sr), hr, crop_border=4)))
 
 
-@pytest.mark.parametrize("name", ["sinsr", "vdsr", "srresnet", "esrgan", "spsr"])
+@pytest.mark.parametrize("name", ["sinsr", "vdsr", "srresnet", "esrgan", "spsr", "swinir",
+                                  "dsrvae"])
 def test_generator_overfits_a_fixed_batch(name, fixed_batch):
   """300 Adam steps on pixel L1: at least 5 dB over the start and 3 dB over bicubic."""
   lr, hr = fixed_batch
@@ -137,7 +176,8 @@ def test_generator_overfits_a_fixed_batch(name, fixed_batch):
   @jax.jit
   def step(params, state, opt_state):
     def loss_fn(p):
-      out, new_state = apply_model(g, p, state, lr, train=True)
+      out, new_state = apply_model(g, p, state, lr, train=True,
+                                   rngs={"sample": jax.random.PRNGKey(1)})
       return jnp.mean(jnp.abs(_sr(out) - hr)), new_state
 
     (_, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

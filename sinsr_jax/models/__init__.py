@@ -11,10 +11,12 @@ import flax.linen as nn
 from sinsr_jax.errors import ConfigError
 from sinsr_jax.models.bicubic import Bicubic
 from sinsr_jax.models.discriminators import ConditionalPatchDiscriminator, VGGDiscriminator
+from sinsr_jax.models.dsrvae import DSRVAE
 from sinsr_jax.models.rrdbnet import RRDBNet
 from sinsr_jax.models.sinsr import SINSRGenerator
 from sinsr_jax.models.spsr import SPSR
 from sinsr_jax.models.srresnet import SRResNet
+from sinsr_jax.models.swinir import SwinIR
 from sinsr_jax.models.vdsr import VDSR
 
 
@@ -26,10 +28,12 @@ class _Entry:
 
 GENERATORS: dict[str, _Entry] = {
     "bicubic": _Entry(Bicubic, scales=(2, 3, 4)),
+    "dsrvae": _Entry(DSRVAE, scales=(2, 3, 4)),
     "esrgan": _Entry(RRDBNet, scales=(2, 3, 4)),
     "sinsr": _Entry(SINSRGenerator, scales=(2, 3, 4)),
     "spsr": _Entry(SPSR, scales=(2, 3, 4)),
     "srresnet": _Entry(SRResNet, scales=(2, 3, 4)),
+    "swinir": _Entry(SwinIR, scales=(2, 3, 4)),
     "vdsr": _Entry(VDSR, scales=(2, 3, 4)),
 }
 DISCRIMINATORS: dict[str, _Entry] = {
