@@ -143,6 +143,8 @@ def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights:
         "ssim": losses.ssim_loss(sr, hr),
         "gradient": losses.sobel_gradient_l2(sr, hr),
         "gradient_pixel": losses.gradient_pixel_l1(sr, hr),
+        "second_order": losses.second_order_gradient(sr, hr),
+        "tv": losses.total_variation(sr),
         **_auxiliary_terms(out, batch),
     }
     terms = {k: v for k, v in terms.items() if weights.get(k, 0.0) or k in ("pixel",

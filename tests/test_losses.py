@@ -85,3 +85,42 @@ def test_pixel_losses(kind):
          "charbonnier": np.sqrt(d * d + 1e-6).mean()}[kind]
   value = float(losses.pixel_loss(jnp.asarray(a), jnp.asarray(b), kind))
   assert value == pytest.approx(ref, rel=1e-5)
+
+
+def _smooth_pair(seed=3):
+  rng = np.random.default_rng(seed)
+  hr = jnp.asarray(ndimage.gaussian_filter(rng.random((2, 20, 20, 1)), (0, 1, 1, 0)), jnp.float32)
+  return hr + 0.05 * jnp.asarray(rng.standard_normal(hr.shape), jnp.float32), hr
+
+
+@pytest.mark.parametrize("term", [
+    lambda a, b: losses.sobel_gradient(a, b, mode="magnitude"),
+    lambda a, b: losses.sobel_gradient(a, b, distance="l1"),
+    lambda a, b: losses.second_order_gradient(a, b),
+    lambda a, b: losses.second_order_gradient(a, b, kind="laplacian", distance="l1"),
+], ids=["sobel_magnitude", "sobel_l1", "sobel_of_sobel", "laplacian"])
+def test_structure_terms_vanish_on_equal_images_and_ignore_offsets(term):
+  sr, hr = _smooth_pair()
+  assert abs(float(term(hr, hr))) < 1e-5
+  assert float(term(sr, hr)) > 1e-4
+  assert float(term(hr + 0.3, hr)) < 1e-5  # derivatives do not see a constant offset
+  assert np.all(np.isfinite(np.asarray(jax.grad(lambda s: term(s, hr))(sr))))
+
+
+def test_laplacian_and_second_sobel_against_scipy_in_the_interior():
+  x = np.random.default_rng(4).random((1, 14, 12, 1)).astype(np.float32)
+  ref = ndimage.laplace(x[0, :, :, 0].astype(np.float64))
+  np.testing.assert_allclose(np.asarray(losses.laplacian(x))[0, 1:-1, 1:-1, 0],
+                             ref[1:-1, 1:-1], atol=1e-5)
+  # d/dy of d/dx, as scipy composes it (compared away from the two-pixel border).
+  first = np.asarray(losses.sobel(x))[0, :, :, 0, 1]
+  second = np.asarray(losses.sobel(first[None, :, :, None]))[0, 2:-2, 2:-2, 0, 0]
+  ref = ndimage.sobel(ndimage.sobel(x[0, :, :, 0].astype(np.float64), 1), 0)
+  np.testing.assert_allclose(second, ref[2:-2, 2:-2], atol=1e-4)
+
+
+def test_total_variation():
+  flat = jnp.full((1, 8, 8, 1), 0.4)
+  assert float(losses.total_variation(flat)) == 0.0
+  stripes = jnp.tile(jnp.array([0.0, 1.0]), (1, 8, 4))[..., None]  # alternating columns
+  assert float(losses.total_variation(stripes)) == pytest.approx(1.0)
