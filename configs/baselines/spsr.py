@@ -1,8 +1,8 @@
 """SPSR (Ma et al., CVPR 2020): RRDB SR branch + gradient branch, ESRGAN's training recipe.
 
-Losses: L1 1e-2, relativistic GAN 5e-3, gradient-pixel L1 1e-2, gradient-branch L1 0.5 (VGG 1.0
-and the gradient-map discriminator 5e-3 arrive with the loss issue); optimiser, schedule and
-discriminator as ESRGAN's.
+Losses: L1 1e-2, relativistic GAN 5e-3, gradient-pixel L1 1e-2, gradient-branch L1 0.5 (VGG 1.0,
+stood in for by L1 as in esrgan.py, and the gradient-map discriminator 5e-3 arrive with the loss
+issue); optimiser, schedule and discriminator as ESRGAN's.
 
     python -m sinsr_jax.main --config=configs/baselines/spsr.py:quick --workdir=runs/spsr
 """
