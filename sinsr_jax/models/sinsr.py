@@ -6,8 +6,8 @@ expands channels first), and added to the MATLAB-bicubic upsample of the LR inpu
 
 With ``gradient_branch`` (the seed's phase 5), an SPSR-style branch takes the LR gradient map and
 the full-resolution path's features after up to three evenly spaced RRDBs and the fused trunk;
-it predicts the HR gradient map, and its HR features are fused with the trunk's before the
-output convs. The output is then {"sr": SR image, "grad": predicted HR gradient map}.
+it predicts the HR gradient map, and its HR features are fused with the trunk's by a conv
+before the output conv. The output is then {"sr": SR image, "grad": predicted HR gradient map}.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from sinsr_jax import degradations
 from sinsr_jax.models.blocks import RRDB, PixelShuffleUpsampler, lrelu, resize_to
-from sinsr_jax.models.gradient import GradientBranch, GradientFusion, gradient_map
+from sinsr_jax.models.gradient import GradientBranch, gradient_map
 
 
 class RRDBStack(nn.Module):
@@ -83,6 +83,8 @@ class SINSRGenerator(nn.Module):
         self.width, self.growth, self.channels,
         PixelShuffleUpsampler(self.scale, self.width, name="branch_upsample"),
         name="gradient_branch")(gradient_map(lr), [*taps[::max(1, len(taps) // 3)][:3], fused])
-    up = GradientFusion(self.width, self.growth, name="fusion")(up, branch_features)
+    # A conv fuses the two at HR size (SPSR's RRDB at 2x width there costs more than the trunk).
+    up = lrelu(nn.Conv(self.width, (3, 3), name="fusion")(
+        jnp.concatenate([up, branch_features], -1)))
     return {"sr": bicubic + nn.Conv(self.channels, (3, 3), name="out_conv")(up),
             "grad": gradient}
