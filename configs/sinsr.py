@@ -70,19 +70,47 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.discriminator.stage_widths = (64, 128, 256, 512)
   c.discriminator.norm = "layer"  # none | layer | instance
 
-  c.loss = ml_collections.ConfigDict()  # GAN-phase weights (pretraining: the pixel loss alone)
+  # The generator's GAN-phase loss: a convex combination of the terms below. Raw weights are
+  # (value,) or (start, end): moved linearly from start to end over the GAN phase (the original
+  # SINSR's dynamic weights), then divided by their sum so the weights in use sum to one.
+  c.loss = ml_collections.ConfigDict()
   c.loss.pixel_kind = "l1"  # l1 | l2 | charbonnier, in both phases
   c.loss.gan_kind = "vanilla"  # vanilla (BCE) | ragan (relativistic average) | hinge
-  c.loss.pixel = 1.0
-  c.loss.adversarial = 5e-3
-  c.loss.ssim = 0.1
-  c.loss.gradient = 0.1  # Sobel gradient MSE
-  c.loss.second_order = 0.0  # MSE of second derivatives (Sobel of Sobel)
-  c.loss.tv = 0.0  # total variation of SR
-  c.loss.gradient_pixel = 0.0  # L1 between gradient maps of SR and HR (SPSR)
-  c.loss.gradient_branch = 0.5  # L1 of the gradient branch's map (models with a branch only)
-  c.loss.vae_reconstruction = 0.0  # dSRVAE: L1 of its denoised LR to the input LR
-  c.loss.kl = 0.0  # dSRVAE: KL divergence of its latent from N(0, 1)
+  c.loss.schedule = "linear"  # linear: start -> end over the GAN phase | fixed: start weights
+  c.loss.gradient_mode = "components"  # Sobel term on the d/dy, d/dx maps | their magnitude
+  c.loss.gradient_distance = "l2"  # l2 (MSE, the original's) | l1
+  c.loss.second_order_kind = "sobel"  # sobel (Sobel of Sobel) | laplacian
+  c.loss.weights = ml_collections.ConfigDict()
+  w = c.loss.weights  # the original SINSR's weights (DESIGN.md section 4)
+  w.pixel = (0.0,)  # pixel loss of pixel_kind (the original has it inside `auxiliary`)
+  w.adversarial = (100.0, 60.0)
+  w.perceptual = (2.0, 1.5)  # VGG19 features, see loss.vgg (needs the pretrained weights)
+  w.gradient = (500.0, 350.0)  # Sobel maps of SR vs HR
+  w.second_order = (150.0, 100.0)  # second derivatives (second_order_kind)
+  w.ssim = (300.0, 350.0)  # 1 - SSIM (dm-pix, 11x11 Gaussian window)
+  w.auxiliary = (500.0, 800.0)  # L1 of pixels + L1 of Sobel maps
+  w.tv = (0.0,)  # total variation of SR (not weighted in the original's selected run)
+  w.gradient_pixel = (0.0,)  # L1 between gradient maps of SR and HR (SPSR)
+  w.gradient_branch = (250.0,)  # L1 of a gradient branch's map (models with a branch only)
+  w.gradient_adversarial = (0.0,)  # GAN on gradient maps: a second discriminator (SPSR)
+  w.vae_reconstruction = (0.0,)  # dSRVAE: L1 of its denoised LR to the input LR
+  w.kl = (0.0,)  # dSRVAE: KL divergence of its latent from N(0, 1)
+  # Pretraining (PSNR-oriented) phase: the pixel loss and a model's own auxiliary terms, fixed
+  # weights, combined the same convex way.
+  c.loss.pretrain_weights = ml_collections.ConfigDict()
+  c.loss.pretrain_weights.pixel = 1.0
+  c.loss.pretrain_weights.gradient_branch = 0.5  # models with a gradient branch
+  c.loss.pretrain_weights.vae_reconstruction = 0.0  # dSRVAE
+  c.loss.pretrain_weights.kl = 0.0  # dSRVAE
+  c.loss.vgg = ml_collections.ConfigDict()  # the perceptual term's feature extractor
+  c.loss.vgg.weights = ""  # converted .msgpack or source .pth/.h5 ("" = the weights cache)
+  c.loss.vgg.source = "vgg19"  # known source when `weights` is "": vgg19 (torchvision) |
+  #                              vgg19_keras (see `python -m sinsr_jax.weights list`)
+  c.loss.vgg.download = True  # fetch the source from its official URL into the cache if absent
+  # Keras VGG19 outputs (block{1,2}_conv2, block{3,4,5}_conv4) include the ReLU: relu*_* here.
+  c.loss.vgg.layers = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
+  c.loss.vgg.layer_weights = ()  # one per layer (() = the plain mean over layers)
+  c.loss.vgg.distance = "l2"  # l2 (MSE) | l1
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 1e-4
@@ -124,6 +152,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.image_every = 400
     c.train.eval_every = 400
     c.train.checkpoint_every = 400
+    # No download on a laptop quickstart: the perceptual term is off (its weights are external).
+    c.loss.weights.perceptual = (0.0,)
 
   if "gradient_branch" in variants:  # the seed's phase 5: SPSR-style gradient branch
     c.model.gradient_branch = True

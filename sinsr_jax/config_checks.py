@@ -50,14 +50,9 @@ def check_config(config: ml_collections.ConfigDict, *, num_devices: int | None =
       raise ConfigError(f"train.{key} must be positive, got {train[key]}")
   if train.pretrain_steps < 0:
     raise ConfigError(f"train.pretrain_steps must be >= 0, got {train.pretrain_steps}")
-  from sinsr_jax import losses
+  from sinsr_jax import objective
 
-  for key, weight in config.loss.items():
-    if not isinstance(weight, str) and weight < 0:
-      raise ConfigError(f"loss.{key} must be non-negative, got {weight}")
-  for key, valid in (("pixel_kind", losses.PIXEL_KINDS), ("gan_kind", losses.GAN_KINDS)):
-    if config.loss.get(key, valid[0]) not in valid:
-      raise ConfigError(f"loss.{key}={config.loss[key]!r} is not one of {', '.join(valid)}")
+  objective.check_loss_config(config.loss)
   if not 0.0 <= config.optim.ema_decay < 1.0:
     raise ConfigError(f"optim.ema_decay must be in [0, 1), got {config.optim.ema_decay}")
   for key, value in data.degradation.items():

@@ -1,11 +1,19 @@
-"""Loss terms: pure functions on NHWC batches in [0, 1] (logits for the adversarial terms)."""
+"""Loss terms: pure functions on NHWC batches in [0, 1] (logits for the adversarial terms),
+and the convex combination of the generator's terms with its linear weight schedule."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+
 import dm_pix
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+
+from sinsr_jax.models import vgg
+from sinsr_jax.models.gradient import gradient_map
 
 _SOBEL_X = jnp.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
@@ -109,6 +117,31 @@ def _distance(diff, kind: str):
   raise ValueError(f"unknown distance {kind!r}; valid: l1, l2")
 
 
+def auxiliary(sr, hr):
+  """The original SINSR's auxiliary term: L1 of the pixels plus L1 of the Sobel maps."""
+  return pixel_loss(sr, hr, "l1") + sobel_gradient(sr, hr, distance="l1")
+
+
+def perceptual_loss(extractor_params, sr, hr, *, extractor: nn.Module,
+                    layer_weights: Mapping[str, float], distance: str = "l2",
+                    preprocessing: str = "torch"):
+  """Distance between ImageNet features of SR and HR, the layers' weighted mean.
+
+  ``extractor``: a ``vgg.Features`` whose ``outputs`` are the layers of ``layer_weights``;
+  ``extractor_params`` its frozen pretrained parameters. Grayscale is replicated to RGB and
+  normalised as the weights expect (``preprocessing``). One forward pass serves SR and HR; no
+  gradient flows into HR's features or the extractor.
+  """
+  extractor_params = jax.lax.stop_gradient(extractor_params)
+  images = vgg.imagenet_input(jnp.concatenate([sr, jax.lax.stop_gradient(hr)]), preprocessing)
+  features = extractor.apply({"params": extractor_params}, images)
+  n = sr.shape[0]
+  total = sum(w * _distance(features[layer][:n] - jax.lax.stop_gradient(features[layer][n:]),
+                            distance)
+              for layer, w in layer_weights.items())
+  return total / sum(layer_weights.values())
+
+
 def ssim_loss(sr, hr):
   """1 - SSIM (dm-pix, 11x11 Gaussian window, sigma 1.5) on [0, 1] images."""
   return 1.0 - jnp.mean(dm_pix.ssim(sr, hr, max_val=1.0))
@@ -131,15 +164,11 @@ def g_loss_bce(fake_logits):
 
 def gradient_branch_l1(predicted_gradient, hr):
   """L1 between a gradient branch's HR gradient map and the gradient map of HR (SPSR)."""
-  from sinsr_jax.models.gradient import gradient_map
-
   return jnp.mean(jnp.abs(predicted_gradient - gradient_map(hr)))
 
 
 def gradient_pixel_l1(sr, hr):
   """L1 between the gradient maps of SR and HR (SPSR's gradient-pixel loss)."""
-  from sinsr_jax.models.gradient import gradient_map
-
   return jnp.mean(jnp.abs(gradient_map(sr) - gradient_map(hr)))
 
 
@@ -174,3 +203,44 @@ def g_loss(kind: str, real_logits, fake_logits, batch_mean=jnp.mean):
   if kind == "hinge":
     return -jnp.mean(fake_logits)
   raise ValueError(f"unknown GAN loss {kind!r}; valid: {', '.join(GAN_KINDS)}")
+
+
+# --- The convex combination -------------------------------------------------------------------
+
+
+def check_weights(weights: Mapping[str, Sequence[float] | float]) -> dict[str, tuple[float, float]]:
+  """Raw config weights -> {term: (start, end)}; raises ValueError outside the simplex's cone.
+
+  Each weight is ``(value,)`` (fixed), ``(start, end)`` (moved linearly over the GAN phase) or
+  a bare number. Every weight must be finite and non-negative, and some must be positive: the
+  combination divides by their sum.
+  """
+  checked = {}
+  for term, raw in weights.items():
+    values = (raw,) if isinstance(raw, int | float) else tuple(raw)
+    if len(values) not in (1, 2):
+      raise ValueError(f"loss.weights.{term} must be (value,) or (start, end), got {raw!r}")
+    if not all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in values):
+      raise ValueError(f"loss.weights.{term} must be non-negative (the combination is convex), "
+                       f"got {raw!r}")
+    checked[term] = (float(values[0]), float(values[-1]))
+  if not any(max(v) > 0 for v in checked.values()):
+    raise ValueError("loss.weights are all zero: at least one term needs a positive weight")
+  return checked
+
+
+def scheduled_weights(weights: Mapping[str, tuple[float, float]], progress):
+  """Raw weights at ``progress`` in [0, 1] of the schedule: start + (end - start) * progress."""
+  progress = jnp.clip(progress, 0.0, 1.0)
+  return {k: start + (end - start) * progress for k, (start, end) in weights.items()}
+
+
+def convex_combination(terms: Mapping[str, jax.Array], raw_weights: Mapping[str, jax.Array]):
+  """sum_k w_k * term_k / sum_k w_k over the terms present: normalised weights sum to one.
+
+  Returns (total, normalised weights). Terms without a weight, or with weight 0 all along,
+  are left out by the caller; a term whose scheduled weight passes through 0 stays in.
+  """
+  total_weight = sum(raw_weights[k] for k in terms)
+  normalised = {k: raw_weights[k] / total_weight for k in terms}
+  return sum(normalised[k] * v for k, v in terms.items()), normalised

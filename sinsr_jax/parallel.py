@@ -32,8 +32,15 @@ def shard_batch(local_batch, mesh: Mesh):
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
 
 
-def data_parallel(step_fn: Callable, mesh: Mesh) -> Callable:
-  """(state, batch) -> (state, metrics), jitted over the mesh, the state buffers donated."""
-  mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()),
-                         check_vma=False)
-  return jax.jit(mapped, donate_argnums=(0,))
+def data_parallel(step_fn: Callable, mesh: Mesh, frozen=None) -> Callable:
+  """(state, batch) -> (state, metrics), jitted over the mesh, the state buffers donated.
+
+  ``frozen``: replicated arrays every step reads but never changes (pretrained loss
+  networks), passed as the step's third argument: jit inputs, not constants baked into the
+  compiled program.
+  """
+  mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P(AXIS), P()),
+                         out_specs=(P(), P()), check_vma=False)
+  jitted = jax.jit(mapped, donate_argnums=(0,))
+  frozen = replicate(frozen or {}, mesh)
+  return lambda state, batch: jitted(state, batch, frozen)

@@ -6,7 +6,9 @@ over the ``data`` mesh axis with ``lax.pmean`` (see parallel.py for the mapping)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax
@@ -16,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from sinsr_jax import losses
+from sinsr_jax.models.gradient import gradient_map
 
 AXIS = "data"
 
@@ -39,12 +42,19 @@ def _split_variables(variables) -> tuple[Any, dict]:
   return variables.pop("params", {}), variables
 
 
-def create_train_state(rng, g_model: nn.Module, d_model: nn.Module, g_tx, d_tx,
+def create_train_state(rng, g_model: nn.Module, d_models: Mapping[str, nn.Module], g_tx, d_tx,
                        lr_shape: tuple[int, ...], hr_shape: tuple[int, ...]) -> TrainState:
+  """``d_models``: {"image": D} and, for the gradient-map GAN term, {"gradient": D on maps}.
+
+  Their parameters and states are dicts under the same names; one optimiser updates them all.
+  """
   g_rng, d_rng, rng = jax.random.split(rng, 3)
   lr, hr = jnp.zeros(lr_shape, jnp.float32), jnp.zeros(hr_shape, jnp.float32)
   g_params, g_state = _split_variables(g_model.init(g_rng, lr))
-  d_params, d_state = _split_variables(d_model.init(d_rng, lr, hr))
+  d_params, d_state = {}, {}
+  for i, (name, d_model) in enumerate(sorted(d_models.items())):
+    variables = d_model.init(jax.random.fold_in(d_rng, i), lr, hr)
+    d_params[name], d_state[name] = _split_variables(variables)
   return TrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                     g_opt_state=g_tx.init(g_params), d_opt_state=d_tx.init(d_params),
                     ema_params=g_params, rng=rng, g_state=g_state, d_state=d_state)
@@ -74,7 +84,61 @@ def _ema(ema_params, params, step, decay: float):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema_params, params)
 
 
-def _auxiliary_terms(out, batch) -> dict:
+@dataclasses.dataclass(frozen=True)
+class GeneratorLoss:
+  """What the generator minimises, as static settings of the jitted steps.
+
+  ``weights``: GAN-phase raw weights {term: (start, end)} (checked by
+  ``losses.check_weights``), moved linearly from ``schedule_start`` to ``schedule_end`` (steps)
+  and normalised to sum to one over the terms present. ``pretrain_weights``: the pretraining
+  phase's fixed raw weights (the pixel loss and models' auxiliary outputs). ``perceptual``:
+  ``(extractor_params, sr, hr) -> loss``, the extractor parameters passed to the step in
+  ``frozen["vgg"]``; None when the perceptual term is off.
+  """
+
+  weights: Mapping[str, tuple[float, float]]
+  pretrain_weights: Mapping[str, float]
+  schedule_start: int = 0
+  schedule_end: int = 1
+  pixel_kind: str = "l1"
+  gan_kind: str = "vanilla"
+  gradient_mode: str = "components"
+  gradient_distance: str = "l2"
+  second_order_kind: str = "sobel"
+  perceptual: Callable | None = None
+
+  def active(self, term: str) -> bool:
+    return max(self.weights.get(term, (0.0, 0.0))) > 0
+
+  def raw_weights(self, step):
+    span = max(1, self.schedule_end - self.schedule_start)
+    return losses.scheduled_weights(self.weights, (step - self.schedule_start) / span)
+
+  def image_terms(self, sr, hr, frozen: Mapping[str, Any]) -> dict:
+    """The terms that compare SR with HR, each computed only when its weight is non-zero."""
+    makers = {
+        "pixel": lambda: losses.pixel_loss(sr, hr, self.pixel_kind),
+        "perceptual": lambda: self.perceptual(frozen["vgg"], sr, hr),
+        "ssim": lambda: losses.ssim_loss(sr, hr),
+        "gradient": lambda: losses.sobel_gradient(sr, hr, mode=self.gradient_mode,
+                                                  distance=self.gradient_distance),
+        "second_order": lambda: losses.second_order_gradient(sr, hr,
+                                                             kind=self.second_order_kind),
+        "tv": lambda: losses.total_variation(sr),
+        "auxiliary": lambda: losses.auxiliary(sr, hr),
+        "gradient_pixel": lambda: losses.gradient_pixel_l1(sr, hr),
+    }
+    return {k: make() for k, make in makers.items() if self.active(k)}
+
+
+IMAGE_TERMS = ("pixel", "perceptual", "ssim", "gradient", "second_order", "tv", "auxiliary",
+               "gradient_pixel")
+MODEL_TERMS = ("gradient_branch", "vae_reconstruction", "kl")  # from a generator's extra outputs
+ADVERSARIAL_TERMS = ("adversarial", "gradient_adversarial")
+TERMS = IMAGE_TERMS + MODEL_TERMS + ADVERSARIAL_TERMS
+
+
+def _model_terms(out, batch) -> dict:
   """Terms of generators with extra outputs: a gradient branch's map, a VAE's LR and KL."""
   if not isinstance(out, dict):
     return {}
@@ -100,69 +164,91 @@ def _sample_rngs(state: TrainState) -> dict:
   return {"sample": key}
 
 
-def pretrain_step(state: TrainState, batch, *, g_model, g_tx, ema_decay: float,
-                  weights: dict | None = None, pixel_kind: str = "l1"):
+def _logged(terms: Mapping, weights: Mapping) -> dict:
+  """Every term's raw value and the (normalised) weight it entered the total with."""
+  return {**{f"loss/{k}": v for k, v in terms.items()},
+          **{f"weight/{k}": v for k, v in weights.items()}}
+
+
+def pretrain_step(state: TrainState, batch, frozen=None, *, g_model, g_tx, loss: GeneratorLoss,
+                  ema_decay: float):
   """PSNR-oriented phase: generator only, the pixel loss (+ the model's auxiliary terms)."""
-  weights = weights or {}
+  del frozen  # the pretraining terms need no frozen networks
 
   def loss_fn(params):
     out, g_state = apply_model(g_model, params, state.g_state, batch["lr"], train=True,
                                rngs=_sample_rngs(state))
-    aux = _auxiliary_terms(out, batch)
-    terms = {"pixel": losses.pixel_loss(_sr_of(out), batch["hr"], pixel_kind), **aux}
-    total = terms["pixel"] + sum(weights.get(k, 0.0) * v for k, v in aux.items())
-    return total, (terms, g_state)
+    terms = {"pixel": losses.pixel_loss(_sr_of(out), batch["hr"], loss.pixel_kind),
+             **_model_terms(out, batch)}
+    terms = {k: v for k, v in terms.items() if loss.pretrain_weights.get(k, 0.0) > 0}
+    total, weights = losses.convex_combination(terms, loss.pretrain_weights)
+    return total, (_logged(terms, weights), g_state)
 
-  (loss, (terms, g_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+  (total, (logged, g_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
   grads = jax.lax.pmean(grads, AXIS)
   updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
   new_state = state.replace(
       step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state, g_state=g_state,
       ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
-  return new_state, jax.lax.pmean({"g_loss": loss, **terms}, AXIS)
+  return new_state, jax.lax.pmean({"g_loss": total, **logged}, AXIS)
 
 
-def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights: dict,
-             ema_decay: float, pixel_kind: str = "l1", gan_kind: str = "vanilla"):
-  """GAN phase: G on its weighted loss terms, then D on (LR, HR) vs (LR, SR)."""
+def _d_inputs(name: str, lr, image):
+  """What discriminator ``name`` judges: the image with its LR, or both as gradient maps."""
+  if name == "gradient":
+    return {"lr": gradient_map(lr), "image": gradient_map(image)}
+  return {"lr": lr, "image": image}
+
+
+def gan_step(state: TrainState, batch, frozen=None, *, g_model, d_models, g_tx, d_tx,
+             loss: GeneratorLoss, ema_decay: float):
+  """GAN phase: G on the convex combination of its terms, then each D on real vs SR.
+
+  ``frozen``: pretrained networks the loss needs ({"vgg": params} for the perceptual term).
+  """
+  frozen = frozen or {}
   lr, hr = batch["lr"], batch["hr"]
-  discriminate = functools.partial(apply_model, d_model, train=True, lr=lr)
+  gan_kind = loss.gan_kind
+
+  def discriminate(name, params, d_state, image):
+    return apply_model(d_models[name], params[name], d_state[name], train=True,
+                       **_d_inputs(name, lr, image))
 
   def g_loss_fn(params):
     out, g_state = apply_model(g_model, params, state.g_state, lr, train=True,
                                rngs=_sample_rngs(state))
     sr = _sr_of(out)
-    # D's statistics are updated by its own step only; here it just scores the images.
-    fake_logits, _ = discriminate(state.d_params, state.d_state, image=sr)
-    real_logits = (jax.lax.stop_gradient(discriminate(state.d_params, state.d_state, image=hr)[0])
-                   if gan_kind == "ragan" else None)
-    terms = {
-        "pixel": losses.pixel_loss(sr, hr, pixel_kind),
-        "adversarial": losses.g_loss(gan_kind, real_logits, fake_logits, _global_mean),
-        "ssim": losses.ssim_loss(sr, hr),
-        "gradient": losses.sobel_gradient_l2(sr, hr),
-        "gradient_pixel": losses.gradient_pixel_l1(sr, hr),
-        "second_order": losses.second_order_gradient(sr, hr),
-        "tv": losses.total_variation(sr),
-        **_auxiliary_terms(out, batch),
-    }
-    terms = {k: v for k, v in terms.items() if weights.get(k, 0.0) or k in ("pixel",
-                                                                           "adversarial")}
-    total = sum(weights.get(k, 0.0) * v for k, v in terms.items())
-    return total, (terms, sr, g_state)
+    terms = {**loss.image_terms(sr, hr, frozen), **_model_terms(out, batch)}
+    for name, term in (("image", "adversarial"), ("gradient", "gradient_adversarial")):
+      if name not in d_models:
+        continue
+      # D's statistics are updated by its own step only; here it just scores the images.
+      fake = discriminate(name, state.d_params, state.d_state, sr)[0]
+      real = (jax.lax.stop_gradient(discriminate(name, state.d_params, state.d_state, hr)[0])
+              if gan_kind == "ragan" else None)
+      terms[term] = losses.g_loss(gan_kind, real, fake, _global_mean)
+    raw = loss.raw_weights(state.step)
+    terms = {k: v for k, v in terms.items() if loss.active(k)}
+    total, weights = losses.convex_combination(terms, raw)
+    return total, (_logged(terms, weights), sr, g_state)
 
-  (g_loss, (terms, sr, g_state)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+  (g_total, (logged, sr, g_state)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
       state.g_params)
   sr = jax.lax.stop_gradient(sr)
 
   def d_loss_fn(params):
-    real, d_state = discriminate(params, state.d_state, image=hr)
-    fake, d_state = discriminate(params, d_state, image=sr)
-    accuracy = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))
-    return losses.d_loss(gan_kind, real, fake, _global_mean), (accuracy, d_state)
+    total, d_state, metrics = 0.0, dict(state.d_state), {}
+    for name in sorted(d_models):
+      real, d_state[name] = discriminate(name, params, d_state, hr)
+      fake, d_state[name] = discriminate(name, params, d_state, sr)
+      suffix = "" if name == "image" else f"_{name}"
+      metrics[f"d_loss{suffix}"] = losses.d_loss(gan_kind, real, fake, _global_mean)
+      metrics[f"d_accuracy{suffix}"] = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))
+      total = total + metrics[f"d_loss{suffix}"]
+    return total, (metrics, d_state)
 
-  (d_loss, (d_acc, d_state)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+  (_, (d_metrics, d_state)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
       state.d_params)
   g_grads, d_grads = jax.lax.pmean((g_grads, d_grads), AXIS)
 
@@ -174,5 +260,4 @@ def gan_step(state: TrainState, batch, *, g_model, d_model, g_tx, d_tx, weights:
       step=state.step + 1, g_params=g_params, d_params=d_params, g_opt_state=g_opt_state,
       d_opt_state=d_opt_state, g_state=g_state, d_state=d_state,
       ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
-  metrics = {"g_loss": g_loss, "d_loss": d_loss, "d_accuracy": d_acc, **terms}
-  return new_state, jax.lax.pmean(metrics, AXIS)
+  return new_state, jax.lax.pmean({"g_loss": g_total, **d_metrics, **logged}, AXIS)

@@ -14,12 +14,14 @@ import optax
 from absl import logging
 from clu import metric_writers, periodic_actions
 
-from sinsr_jax import checkpointing, input_pipeline, models, parallel, steps, validation
+from sinsr_jax import (checkpointing, input_pipeline, models, objective, parallel, steps,
+                       validation)
 from sinsr_jax.config_checks import check_config, ensure_writable_dir, model_kwargs
 from sinsr_jax.errors import UserError
 
 
 def build_models(config: ml_collections.ConfigDict):
+  """(generator, {"image": discriminator[, "gradient": discriminator of gradient maps]})."""
   scale = config.data.scale
   g_model = models.create_generator(config.model.name, scale=scale,
                                     channels=config.model.channels, axis_name=steps.AXIS,
@@ -27,7 +29,10 @@ def build_models(config: ml_collections.ConfigDict):
   d_model = models.create_discriminator(config.discriminator.name, scale=scale,
                                         axis_name=steps.AXIS,
                                         **model_kwargs(config.discriminator))
-  return g_model, d_model
+  d_models = {"image": d_model}
+  if max(config.loss.weights.gradient_adversarial) > 0:  # SPSR: same architecture, own weights
+    d_models["gradient"] = d_model
+  return g_model, d_models
 
 
 def build_optimizers(optim: ml_collections.ConfigDict):
@@ -38,26 +43,24 @@ def build_optimizers(optim: ml_collections.ConfigDict):
   return adam(optim.g_lr), adam(optim.d_lr)
 
 
-def initial_state(config, g_model, d_model, g_tx, d_tx, mesh) -> steps.TrainState:
+def initial_state(config, g_model, d_models, g_tx, d_tx, mesh) -> steps.TrainState:
   p, s, c = config.data.patch_size, config.data.scale, config.model.channels
-  init = functools.partial(steps.create_train_state, g_model=g_model, d_model=d_model,
+  init = functools.partial(steps.create_train_state, g_model=g_model, d_models=d_models,
                            g_tx=g_tx, d_tx=d_tx, lr_shape=(1, p // s, p // s, c),
                            hr_shape=(1, p, p, c))
   state = jax.jit(init)(jax.random.PRNGKey(config.seed))
   return parallel.replicate(state, mesh)
 
 
-def _compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh):
-  loss = config.loss
-  weights = {k: v for k, v in loss.items() if not isinstance(v, str)}
-  pretrain = functools.partial(steps.pretrain_step, g_model=g_model, g_tx=g_tx,
-                               ema_decay=config.optim.ema_decay,
-                               weights=weights,
-                               pixel_kind=loss.pixel_kind)
-  gan = functools.partial(steps.gan_step, g_model=g_model, d_model=d_model, g_tx=g_tx,
-                          d_tx=d_tx, weights=weights, ema_decay=config.optim.ema_decay,
-                          pixel_kind=loss.pixel_kind, gan_kind=loss.gan_kind)
-  return parallel.data_parallel(pretrain, mesh), parallel.data_parallel(gan, mesh)
+def compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss: steps.GeneratorLoss,
+                   frozen: dict):
+  """The pretraining and GAN steps, data-parallel over ``mesh``: (state, batch) -> ..."""
+  ema = config.optim.ema_decay
+  pretrain = functools.partial(steps.pretrain_step, g_model=g_model, g_tx=g_tx, loss=loss,
+                               ema_decay=ema)
+  gan = functools.partial(steps.gan_step, g_model=g_model, d_models=d_models, g_tx=g_tx,
+                          d_tx=d_tx, loss=loss, ema_decay=ema)
+  return parallel.data_parallel(pretrain, mesh), parallel.data_parallel(gan, mesh, frozen)
 
 
 def _sr_fn(g_model):
@@ -78,15 +81,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (resuming from the newest checkpoint in ``workdir``) and returns the last metrics."""
   check_config(config)
   ensure_writable_dir(workdir)
+  loss, frozen = objective.build(config)  # pretrained loss networks: found before any work
   builder = input_pipeline.prepare_builder(config.data)
   is_chief = jax.process_index() == 0
   if is_chief:
     _write_run_info(config, workdir)
 
   mesh = parallel.make_mesh()
-  g_model, d_model = build_models(config)
+  g_model, d_models = build_models(config)
   g_tx, d_tx = build_optimizers(config.optim)
-  state = initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
+  state = initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
 
   train_iter = input_pipeline.train_iterator(
       builder.as_data_source(split=config.data.train_split), config.data,
@@ -112,7 +116,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     logging.info("Resumed from the checkpoint at step %d.", int(state.step))
   start_step = int(state.step)
 
-  pretrain_step, gan_step = _compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh)
+  pretrain_step, gan_step = compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss,
+                                           frozen)
   sr_fn = _sr_fn(g_model)
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if start_step == 0:
@@ -164,9 +169,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   check_config(config)
   builder = input_pipeline.prepare_builder(config.data)
   mesh = parallel.make_mesh()
-  g_model, d_model = build_models(config)
+  g_model, d_models = build_models(config)
   g_tx, d_tx = build_optimizers(config.optim)
-  template = initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
+  template = initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
   state = template
   if jax.tree.leaves(template.g_params):  # a model without parameters needs no checkpoint
     state = checkpointing.restore_latest(checkpointing.make_manager(workdir, 1), template)

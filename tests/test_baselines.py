@@ -26,7 +26,7 @@ TINY = {
                          "--config.model.growth=4", "--config.model.gradient_branch=True",
                          "--config.discriminator.width=4",
                          "--config.discriminator.stage_widths=(8,8,16,16)",
-                         "--config.loss.second_order=0.1", "--config.loss.tv=0.01",
+                         "--config.loss.weights.second_order=0.1", "--config.loss.weights.tv=0.01",
                          "--config.loss.gan_kind=hinge", "--config.loss.pixel_kind=charbonnier"],
 }
 

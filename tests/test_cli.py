@@ -58,7 +58,7 @@ def _assert_one_clear_error(result, status, *fragments):
     (["--config.data.scale=5"], 1, ["cannot upscale x5", "x2, x3, x4"]),
     (["--config.data.patch_size=66"], 1, ["patch_size=66", "not divisible by data.scale=4"]),
     (["--config.train.batch_size=6"], 1, ["batch_size=6", "4 devices"]),
-    (["--config.loss.ssim=-1.0"], 1, ["loss.ssim must be non-negative"]),
+    (["--config.loss.weights.ssim=-1.0"], 1, ["loss.weights.ssim must be non-negative"]),
 ])
 def test_bad_config_values(tmp_path, args, status, fragments):
   result = _main("--config=configs/sinsr.py:quick", *args, f"--workdir={tmp_path}")

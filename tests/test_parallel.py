@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from sinsr_jax import parallel, train
+from sinsr_jax import objective, parallel, train
 
 
 def _run(config, devices, batches):
   mesh = parallel.make_mesh(devices)
-  g_model, d_model = train.build_models(config)
+  g_model, d_models = train.build_models(config)
   g_tx, d_tx = train.build_optimizers(config.optim)
-  state = train.initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
-  pretrain, gan = train._compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh)
+  state = train.initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
+  loss, frozen = objective.build(config)
+  pretrain, gan = train.compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss, frozen)
   history = []
   for step_fn, batch in zip([pretrain, gan, gan], batches, strict=True):
     state, metrics = step_fn(state, parallel.shard_batch(batch, mesh))
@@ -50,4 +51,4 @@ def test_four_devices_match_one_device(tmp_path, generator, discriminator):
     for k in a:
       assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6)
   # The GAN steps really moved the discriminator and changed G beyond pretraining.
-  assert "d_loss" in one_metrics[-1] and "adversarial" in one_metrics[-1]
+  assert "d_loss" in one_metrics[-1] and "loss/adversarial" in one_metrics[-1]

@@ -12,9 +12,9 @@ from sinsr_jax import checkpointing, parallel, train
 
 def _final_state(config, workdir):
   mesh = parallel.make_mesh()
-  g_model, d_model = train.build_models(config)
+  g_model, d_models = train.build_models(config)
   g_tx, d_tx = train.build_optimizers(config.optim)
-  template = train.initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
+  template = train.initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
   manager = checkpointing.make_manager(workdir, 3)
   return jax.device_get(checkpointing.restore_latest(manager, template))
 

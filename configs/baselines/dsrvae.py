@@ -17,8 +17,10 @@ def get_config(arg=None):
   return baseline_recipes.build(
       arg, model={"name": "dsrvae", "width": 64, "latent": 16, "num_blocks": 8},
       discriminator={"name": "sinsr_patch", "norm": "none"},
-      loss={"pixel_kind": "l1", "pixel": 1.0, "vae_reconstruction": 1.0, "kl": 1e-3,
-            "adversarial": 5e-3, "gan_kind": "vanilla"},
+      loss={"pixel_kind": "l1", "gan_kind": "vanilla",
+            "weights": {"pixel": 1.0, "vae_reconstruction": 1.0, "kl": 1e-3,
+                        "adversarial": 5e-3},
+            "pretrain_weights": {"pixel": 1.0, "vae_reconstruction": 1.0, "kl": 1e-3}},
       optim={"g_lr": 1e-4, "d_lr": 1e-4, "b2": 0.999, "decay_rate": 0.5,
              "decay_steps": 100_000},
       train={"batch_size": 16, "num_steps": 400_000, "pretrain_steps": 200_000},

@@ -18,7 +18,7 @@ QUICK_MODEL = {"width": 32, "num_blocks": 4}
 def get_config(arg=None):
   c = baseline_recipes.build(
       arg, model=MODEL, discriminator={"name": "vgg", "variant": "srgan", "norm": "batch"},
-      loss={"pixel_kind": "l2", "pixel": 1.0},
+      loss={"pixel_kind": "l2", "weights": {"pixel": 1.0}},
       optim={"g_lr": 1e-4, "b2": 0.999, "decay_rate": 1.0},
       train={"batch_size": 16, "num_steps": 1_000_000, "pretrain_steps": 1_000_000},
       quick_model=QUICK_MODEL, quick_train={"pretrain_steps": 1200})

@@ -18,7 +18,7 @@ def get_config(arg=None):
       arg, model={"name": "swinir", "embed_dim": 60, "depths": (6, 6, 6, 6), "heads": 6,
                   "window": 8, "mlp_ratio": 2.0},
       discriminator={"name": "sinsr_patch"},
-      loss={"pixel_kind": "l1", "pixel": 1.0},
+      loss={"pixel_kind": "l1", "weights": {"pixel": 1.0}},
       optim={"g_lr": 2e-4, "b2": 0.99, "decay_rate": 0.5, "decay_steps": 125_000},
       train={"batch_size": 64, "num_steps": 500_000, "pretrain_steps": 500_000},
       quick_model={"embed_dim": 24, "depths": (2, 2), "heads": 4, "window": 8},

@@ -17,7 +17,7 @@ def get_config(arg=None):
   return baseline_recipes.build(
       arg, model={"name": "vdsr", "width": 64, "depth": 20},
       discriminator={"name": "sinsr_patch"},
-      loss={"pixel_kind": "l2", "pixel": 1.0},
+      loss={"pixel_kind": "l2", "weights": {"pixel": 1.0}},
       optim={"g_lr": 1e-4, "b2": 0.999, "decay_rate": 0.1, "decay_steps": 200_000},
       train={"batch_size": 64, "num_steps": 400_000, "pretrain_steps": 400_000},
       quick_model={"width": 32, "depth": 10},
