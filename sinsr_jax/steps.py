@@ -7,7 +7,6 @@ over the ``data`` mesh axis with ``lax.pmean`` (see parallel.py for the mapping)
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 

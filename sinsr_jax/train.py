@@ -14,8 +14,7 @@ import optax
 from absl import logging
 from clu import metric_writers, periodic_actions
 
-from sinsr_jax import (checkpointing, input_pipeline, models, objective, parallel, steps,
-                       validation)
+from sinsr_jax import checkpointing, input_pipeline, models, objective, parallel, steps, validation
 from sinsr_jax.config_checks import check_config, ensure_writable_dir, model_kwargs
 from sinsr_jax.errors import UserError
 

@@ -124,3 +124,97 @@ def test_total_variation():
   assert float(losses.total_variation(flat)) == 0.0
   stripes = jnp.tile(jnp.array([0.0, 1.0]), (1, 8, 4))[..., None]  # alternating columns
   assert float(losses.total_variation(stripes)) == pytest.approx(1.0)
+
+
+def test_ssim_loss_is_one_minus_skimage_ssim():
+  from skimage.metrics import structural_similarity
+
+  rng = np.random.default_rng(5)
+  hr = ndimage.gaussian_filter(rng.random((3, 40, 36, 1)), (0, 1.5, 1.5, 0))
+  sr = np.clip(hr + 0.04 * rng.standard_normal(hr.shape), 0, 1)
+  # Same window as dm-pix: 11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03, population covariance.
+  ref = np.mean([structural_similarity(s[..., 0], h[..., 0], gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False, data_range=1.0)
+                 for s, h in zip(sr, hr, strict=True)])
+  value = float(losses.ssim_loss(jnp.asarray(sr, jnp.float32), jnp.asarray(hr, jnp.float32)))
+  assert value == pytest.approx(1.0 - ref, abs=1e-4)
+  assert value > 0.01
+
+
+def test_auxiliary_term_is_pixel_l1_plus_sobel_l1():
+  sr, hr = _smooth_pair(6)
+  a, b = np.asarray(sr, np.float64), np.asarray(hr, np.float64)
+  # jnp.pad's "reflect" is scipy's "mirror": the reference holds at the borders too.
+  sobel_l1 = np.mean([np.abs(ndimage.sobel(a[n, ..., 0], axis, mode="mirror")
+                             - ndimage.sobel(b[n, ..., 0], axis, mode="mirror"))
+                      for n in range(2) for axis in (0, 1)])
+  assert float(losses.auxiliary(sr, hr)) == pytest.approx(np.abs(a - b).mean() + sobel_l1,
+                                                          rel=1e-5)
+  assert float(losses.auxiliary(hr, hr)) == 0.0
+  # The Sobel part does not see a constant offset; the pixel part sees all of it.
+  assert float(losses.auxiliary(hr + 0.1, hr)) == pytest.approx(0.1, abs=1e-5)
+
+
+def test_total_variation_gradient_is_finite_and_smooths():
+  noisy = jnp.asarray(np.random.default_rng(7).random((1, 10, 10, 1)), jnp.float32)
+  grad = jax.grad(losses.total_variation)(noisy)
+  assert np.all(np.isfinite(np.asarray(grad)))
+  assert float(losses.total_variation(noisy - 0.1 * grad)) < float(losses.total_variation(noisy))
+
+
+def _extractor(layers, widths=(4, 8, 8, 8, 8)):
+  from sinsr_jax.models import vgg
+
+  module = vgg.Features(arch="vgg19", outputs=layers, widths=widths)
+  params = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))["params"]
+  return module, params
+
+
+@pytest.mark.parametrize("distance", ["l1", "l2"])
+def test_perceptual_loss_is_the_weighted_mean_of_feature_distances(distance):
+  from sinsr_jax.models import vgg
+
+  layers = ("conv1_2", "relu2_2", "conv3_4")
+  module, params = _extractor(layers)
+  sr, hr = _smooth_pair(8)
+  sr, hr = jax.image.resize(sr, (2, 32, 32, 1), "linear"), jax.image.resize(hr, (2, 32, 32, 1),
+                                                                             "linear")
+  layer_weights = {"conv1_2": 1.0, "relu2_2": 0.5, "conv3_4": 2.0}
+  value = float(losses.perceptual_loss(params, sr, hr, extractor=module,
+                                       layer_weights=layer_weights, distance=distance))
+  # Reference: each image through the network alone, grayscale replicated by hand.
+  feats = [module.apply({"params": params}, vgg.imagenet_input(jnp.repeat(x, 3, -1)))
+           for x in (sr, hr)]
+  dist = (lambda d: np.mean(np.abs(d))) if distance == "l1" else (lambda d: np.mean(d * d))
+  ref = sum(w * dist(np.asarray(feats[0][k]) - np.asarray(feats[1][k]))
+            for k, w in layer_weights.items()) / sum(layer_weights.values())
+  assert value == pytest.approx(ref, rel=1e-4)
+  assert float(losses.perceptual_loss(params, hr, hr, extractor=module,
+                                      layer_weights=layer_weights, distance=distance)) == 0.0
+  # Gradients reach SR only: HR and the frozen network get none.
+  g_sr, g_hr, g_params = jax.grad(
+      lambda s, h, p: losses.perceptual_loss(p, s, h, extractor=module,
+                                             layer_weights=layer_weights, distance=distance),
+      argnums=(0, 1, 2))(sr, hr, params)
+  assert np.all(np.isfinite(np.asarray(g_sr))) and float(jnp.abs(g_sr).sum()) > 0
+  assert float(jnp.abs(g_hr).sum()) == 0.0
+  assert all(float(jnp.abs(g).sum()) == 0.0 for g in jax.tree.leaves(g_params))
+
+
+def test_perceptual_loss_treats_grayscale_as_neutral_rgb_and_caffe_input():
+  from sinsr_jax.models import vgg
+
+  module, params = _extractor(("relu3_4",))
+  rng = np.random.default_rng(9)
+  gray = jnp.asarray(rng.random((2, 32, 32, 1)), jnp.float32)
+  other = jnp.asarray(rng.random((2, 32, 32, 1)), jnp.float32)
+  kwargs = dict(extractor=module, layer_weights={"relu3_4": 1.0})
+  one = losses.perceptual_loss(params, gray, other, **kwargs)
+  three = losses.perceptual_loss(params, jnp.repeat(gray, 3, -1), jnp.repeat(other, 3, -1),
+                                 **kwargs)
+  assert float(one) == pytest.approx(float(three), rel=1e-6)
+  caffe = np.asarray(vgg.imagenet_input(jnp.full((1, 1, 1, 3), 0.5).at[..., 0].set(1.0),
+                                        "caffe"))[0, 0, 0]
+  # BGR order, 0..255, minus the ImageNet mean: R=255 lands last.
+  np.testing.assert_allclose(caffe, [127.5 - 103.939, 127.5 - 116.779, 255.0 - 123.68],
+                             rtol=1e-6)

@@ -14,5 +14,6 @@ import baseline_recipes  # noqa: E402
 
 def get_config(arg=None):
   return baseline_recipes.build(
-      arg, model={"name": "bicubic"}, discriminator={"name": "sinsr_patch"}, loss={"weights": {"pixel": 1.0}},
+      arg, model={"name": "bicubic"}, discriminator={"name": "sinsr_patch"},
+      loss={"weights": {"pixel": 1.0}},
       optim={}, train={}, quick_model={})
