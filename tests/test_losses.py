@@ -1,5 +1,7 @@
 """Loss terms: references, invariants and the direction of the adversarial terms."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -218,3 +220,51 @@ def test_perceptual_loss_treats_grayscale_as_neutral_rgb_and_caffe_input():
   # BGR order, 0..255, minus the ImageNet mean: R=255 lands last.
   np.testing.assert_allclose(caffe, [127.5 - 103.939, 127.5 - 116.779, 255.0 - 123.68],
                              rtol=1e-6)
+
+
+def _every_term_loss():
+  from sinsr_jax import steps
+
+  module, params = _extractor(("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4"))
+  perceptual = functools.partial(losses.perceptual_loss, extractor=module,
+                                 layer_weights={k: 1.0 for k in module.outputs})
+  loss = steps.GeneratorLoss(weights={k: (1.0, 1.0) for k in steps.IMAGE_TERMS},
+                             pretrain_weights={"pixel": 1.0}, perceptual=perceptual)
+  return loss, {"vgg": params}
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"pixel_kind": "l2", "gradient_mode": "magnitude", "gradient_distance": "l1",
+         "second_order_kind": "laplacian"}, {"pixel_kind": "charbonnier"}])
+def test_every_image_term_is_minimal_on_hr_positive_otherwise_and_differentiable(options):
+  import dataclasses
+
+  loss, frozen = _every_term_loss()
+  loss = dataclasses.replace(loss, **options)
+  rng = np.random.default_rng(11)
+  hr = jnp.asarray(ndimage.gaussian_filter(rng.random((2, 32, 32, 1)), (0, 1.5, 1.5, 0)),
+                   jnp.float32)
+  sr = hr + 0.05 * jnp.asarray(rng.standard_normal(hr.shape), jnp.float32)
+  same, other = loss.image_terms(hr, hr, frozen), loss.image_terms(sr, hr, frozen)
+  assert set(same) == set(steps_terms := other) and len(steps_terms) == 8
+  for term in same:
+    if term == "tv":  # a regulariser of SR alone: 0 for a flat image, more for a noisy one
+      assert float(other[term]) > float(same[term]) > 0
+      flat = loss.image_terms(jnp.full_like(hr, 0.3), hr, frozen)["tv"]
+      assert float(flat) == 0.0
+      continue
+    floor = 1.001e-3 if options.get("pixel_kind") == "charbonnier" and term == "pixel" else 1e-6
+    assert abs(float(same[term])) <= floor, term  # Charbonnier's minimum is eps
+    assert float(other[term]) > float(same[term]) + 1e-5, term
+  grads = jax.grad(lambda s: sum(loss.image_terms(s, hr, frozen).values()))(sr)
+  assert np.all(np.isfinite(np.asarray(grads)))
+  # Derivative-based terms ignore a constant offset.
+  shifted = loss.image_terms(hr + 0.2, hr, frozen)
+  for term in ("gradient", "second_order"):
+    assert float(shifted[term]) < 1e-5, term
+  # SPSR's gradient maps are zero-padded, as its Get_gradient: invariant inside the border.
+  from sinsr_jax.models.gradient import gradient_map
+
+  np.testing.assert_allclose(gradient_map(hr + 0.2)[:, 1:-1, 1:-1], gradient_map(hr)[:, 1:-1, 1:-1],
+                             atol=1e-5)
+  assert float(shifted["tv"]) == pytest.approx(float(same["tv"]), rel=1e-5)
