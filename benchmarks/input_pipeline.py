@@ -44,10 +44,7 @@ def _pipeline_rate(config, source, batches: int) -> float:
 
 def _step_rates(config, source, steps: int) -> dict[str, float]:
   mesh = parallel.make_mesh()
-  g_model, d_model = train.build_models(config)
-  g_tx, d_tx = train.build_optimizers(config.optim)
-  state = train.initial_state(config, g_model, d_model, g_tx, d_tx, mesh)
-  pretrain, gan = train._compiled_steps(config, g_model, d_model, g_tx, d_tx, mesh)
+  state, pretrain, gan = train.setup_steps(config, mesh)
   cfg = config.data.copy_and_resolve_references()
   with cfg.unlocked():
     cfg.num_workers = 0

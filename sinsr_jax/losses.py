@@ -226,6 +226,10 @@ def check_weights(weights: Mapping[str, Sequence[float] | float]) -> dict[str, t
     checked[term] = (float(values[0]), float(values[-1]))
   if not any(max(v) > 0 for v in checked.values()):
     raise ValueError("loss.weights are all zero: at least one term needs a positive weight")
+  for end, at in ((0, "start"), (1, "end")):  # linear in between: positive at both ends suffices
+    if not sum(v[end] for v in checked.values()) > 0:
+      raise ValueError(f"loss.weights all reach 0 at the schedule's {at}: the combination "
+                       "divides by their sum")
   return checked
 
 

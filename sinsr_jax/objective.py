@@ -30,6 +30,10 @@ def raw_weights(loss_cfg: ml_collections.ConfigDict) -> dict[str, tuple[float, f
     raise ConfigError(str(e)) from None
   if loss_cfg.schedule == "fixed":
     weights = {k: (start, start) for k, (start, _) in weights.items()}
+  if not any(max(weights.get(k, (0.0,))) > 0 for k in steps.IMAGE_TERMS + steps.ADVERSARIAL_TERMS):
+    raise ConfigError(f"loss.weights: only {', '.join(steps.MODEL_TERMS)} are positive, and "
+                      "they exist only for generators with those outputs; give a term that "
+                      "compares SR with HR a weight")
   return weights
 
 

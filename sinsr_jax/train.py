@@ -62,6 +62,16 @@ def compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss: steps.Gene
   return parallel.data_parallel(pretrain, mesh), parallel.data_parallel(gan, mesh, frozen)
 
 
+def setup_steps(config, mesh, loss: steps.GeneratorLoss | None = None, frozen=None):
+  """(initial replicated state, pretraining step, GAN step) for ``config`` on ``mesh``."""
+  if loss is None:
+    loss, frozen = objective.build(config)
+  g_model, d_models = build_models(config)
+  g_tx, d_tx = build_optimizers(config.optim)
+  state = initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
+  return (state, *compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss, frozen))
+
+
 def _sr_fn(g_model):
   return jax.jit(lambda params, model_state, lr: steps.generate(g_model, params, lr, model_state))
 

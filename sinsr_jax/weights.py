@@ -302,7 +302,7 @@ def _convert(src: Source, path: str, sha256: str):
   return tree, meta
 
 
-def _write_checkpoint(path: str, tree, meta: Mapping[str, str]) -> None:
+def write_checkpoint(path: str, tree, meta: Mapping[str, str]) -> None:
   """Atomic: a temp file renamed into place, so a crash never leaves half a checkpoint."""
   directory = os.path.dirname(path)
   os.makedirs(directory, exist_ok=True)
@@ -421,7 +421,7 @@ def _load_tree(src: Source, path: str, cache: str, download: bool, reconvert: bo
   log.info("converting %s to %s", path, checkpoint)
   tree, meta = _convert(src, path, digests["sha256"])
   try:
-    _write_checkpoint(checkpoint, tree, meta)
+    write_checkpoint(checkpoint, tree, meta)
   except OSError as e:  # still usable, only not cached: set SINSR_WEIGHTS_DIR to fix
     log.warning("could not cache %s weights in %s: %s", src.name, checkpoint, e)
   return tree, meta

@@ -42,3 +42,23 @@ def test_model_table_runs_and_counts_parameters(tmp_path):
   macs = 4096 * (9 * 64 + 18 * 9 * 64 * 64 + 9 * 64)
   assert rows["vdsr"]["gflops_1ch"] == pytest.approx(2 * macs / 1e9, rel=0.05)
   assert "| `esrgan` | 16,695,681 | 16,697,987 |" in result.stdout
+
+
+def test_loss_terms_benchmark_runs(tmp_path):
+  out = tmp_path / "terms.json"
+  result = subprocess.run(
+      [sys.executable, "benchmarks/loss_terms.py", "--config=configs/sinsr.py:quick",
+       "--config.data.patch_size=32", "--config.train.batch_size=4",
+       "--config.train.num_steps=3", "--config.train.pretrain_steps=1",
+       "--config.model.stem_width=8", "--config.model.width=8", "--config.model.growth=4",
+       "--config.discriminator.width=4", "--config.discriminator.stage_widths=(8,8,16,16)",
+       "--vgg_widths=4,8,8,8,8", "--repeats=1", f"--out={out}"],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+      timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = json.loads(out.read_text())
+  assert set(saved["term_ms"]) == {"pixel", "perceptual", "ssim", "gradient", "second_order",
+                                   "tv", "auxiliary", "gradient_pixel"}
+  assert saved["term_over_pixel"]["pixel"] == 1.0
+  assert set(saved["gan_steps_per_s"]) == {"without_perceptual", "with_perceptual"}
+  assert "GAN step:" in result.stdout

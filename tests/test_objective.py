@@ -19,6 +19,7 @@ from sinsr_jax.errors import ConfigError
     ({"ssim": (float("inf"),)}, "loss.weights.ssim must be non-negative"),
     ({"ssim": (1.0, 2.0, 3.0)}, "(value,) or (start, end)"),
     ({"ssim": (0.0,), "tv": (0.0, 0.0)}, "all zero"),
+    ({"ssim": (1.0, 0.0), "tv": (0.0,)}, "all reach 0 at the schedule's end"),
 ])
 def test_weights_outside_the_simplex_cone_are_rejected(weights, fragment):
   with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
@@ -60,11 +61,8 @@ def test_sinsr_default_weights_are_the_originals():
 
 
 def _steps(config, mesh):
-  g_model, d_models = train.build_models(config)
-  g_tx, d_tx = train.build_optimizers(config.optim)
-  state = train.initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
-  loss, frozen = objective.build(config)
-  return state, train.compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss, frozen)
+  state, pretrain, gan = train.setup_steps(config, mesh)
+  return state, (pretrain, gan)
 
 
 def _batches(n, batch=4):
@@ -131,6 +129,12 @@ def test_unknown_choices_are_config_errors(tmp_path):
   with pytest.raises(ConfigError, match="one per layer"):
     objective.build(config)
   config = tiny_config(str(tmp_path))
+  for term in config.loss.weights:
+    config.loss.weights[term] = (0.0,)
+  config.loss.weights.gradient_branch = (1.0,)
+  with pytest.raises(ConfigError, match="only gradient_branch, vae_reconstruction, kl"):
+    objective.build(config)
+  config = tiny_config(str(tmp_path))
   config.loss.pretrain_weights.pixel = 0.0
   with pytest.raises(ConfigError, match="pretrain_weights.pixel must be positive"):
     objective.build(config)
@@ -192,7 +196,7 @@ def _test_made_vgg19(path, widths=(4, 8, 8, 8, 8)):
 
   module = vgg.Features(arch="vgg19", outputs=("relu5_4",), widths=widths)
   params = jax.device_get(module.init(jax.random.PRNGKey(3), jnp.zeros((1, 32, 32, 3))))["params"]
-  weights._write_checkpoint(str(path), params, {"arch": "vgg19", "preprocessing": "torch",
+  weights.write_checkpoint(str(path), params, {"arch": "vgg19", "preprocessing": "torch",
                                                 "source_file": "test-made", "source_sha256": ""})
   return str(path)
 

@@ -6,16 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from sinsr_jax import objective, parallel, train
+from sinsr_jax import parallel, train
 
 
 def _run(config, devices, batches):
   mesh = parallel.make_mesh(devices)
-  g_model, d_models = train.build_models(config)
-  g_tx, d_tx = train.build_optimizers(config.optim)
-  state = train.initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
-  loss, frozen = objective.build(config)
-  pretrain, gan = train.compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss, frozen)
+  state, pretrain, gan = train.setup_steps(config, mesh)
   history = []
   for step_fn, batch in zip([pretrain, gan, gan], batches, strict=True):
     state, metrics = step_fn(state, parallel.shard_batch(batch, mesh))
