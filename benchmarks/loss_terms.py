@@ -6,7 +6,10 @@
 (1) Every image term's value and gradient with respect to SR, jitted, on the config's batch of
 HR patches, in ms per call and as a multiple of the pixel L1 term. (2) The config's compiled GAN
 step without and with the perceptual term (a full-width VGG19 — random weights: the cost does
-not depend on their values), in steps/s and as a ratio. Writes benchmarks/loss_terms.json.
+not depend on their values), in steps/s and as a ratio. (3) When CPU torch is installed (the
+``torch`` extra), the same perceptual computation in torch as the reference: HR features
+without gradient, SR features with their gradient, MSE over the same layers. Writes
+benchmarks/loss_terms.json.
 """
 
 from __future__ import annotations
@@ -76,6 +79,56 @@ def _term_costs(config, vgg_file: str, repeats: int) -> dict[str, float]:
   return costs
 
 
+def _torch_perceptual_ms(config, widths: tuple[int, ...], layers, repeats: int) -> float | None:
+  """The reference: torchvision-layout VGG19 in CPU torch, same shapes, same layers."""
+  try:
+    import torch
+  except ImportError:
+    return None
+  names, modules, in_ch = vgg.layer_names("vgg19"), [], 3
+  block_widths = dict(zip(range(1, 6), widths, strict=True))
+  for name in names:
+    if name.startswith("conv"):
+      out_ch = block_widths[int(name[4])]
+      modules.append(torch.nn.Conv2d(in_ch, out_ch, 3, padding=1))
+      in_ch = out_ch
+    elif name.startswith("relu"):
+      modules.append(torch.nn.ReLU())
+    else:
+      modules.append(torch.nn.MaxPool2d(2, 2))
+  net = torch.nn.Sequential(*modules[:max(names.index(n) for n in layers) + 1]).eval()
+  for p in net.parameters():
+    p.requires_grad_(False)
+  taps = {names.index(n) for n in layers}
+
+  def features(x):
+    out = []
+    for i, m in enumerate(net):
+      x = m(x)
+      if i in taps:
+        out.append(x)
+    return out
+
+  b, p = config.train.batch_size, config.data.patch_size
+  sr = torch.rand(b, 3, p, p, requires_grad=True)
+  hr = torch.rand(b, 3, p, p)
+
+  def step():
+    with torch.no_grad():
+      target = features(hr)
+    loss = sum(torch.mean((a - t) ** 2) for a, t in zip(features(sr), target, strict=True))
+    loss.backward()
+    sr.grad = None
+
+  step()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - start)
+  return 1e3 * float(np.median(times))
+
+
 def _gan_step_rate(config, repeats: int) -> float:
   mesh = parallel.make_mesh()
   state, _, gan = train.setup_steps(config, mesh)
@@ -118,6 +171,10 @@ def main(argv):
       "gan_steps_per_s": rates,
       "perceptual_step_slowdown": rates["without_perceptual"] / rates["with_perceptual"],
   }
+  torch_ms = _torch_perceptual_ms(config, widths, tuple(config.loss.vgg.layers), _REPEATS.value)
+  if torch_ms is not None:
+    result["torch_perceptual_ms"] = torch_ms
+    result["perceptual_jax_over_torch_time"] = 1e3 * costs["perceptual"] / torch_ms
   print(f"value + gradient w.r.t. SR, batch {config.train.batch_size} of "
         f"{config.data.patch_size}x{config.data.patch_size}:")
   for k, v in costs.items():
@@ -125,6 +182,9 @@ def main(argv):
   print(f"GAN step: {rates['without_perceptual']:.2f} steps/s without the perceptual term, "
         f"{rates['with_perceptual']:.2f} with it "
         f"({result['perceptual_step_slowdown']:.2f}x slower)")
+  if torch_ms is not None:
+    print(f"perceptual term, CPU torch reference: {torch_ms:.2f} ms "
+          f"(JAX / torch time = {result['perceptual_jax_over_torch_time']:.2f})")
   os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   with open(_OUT.value, "w") as f:
     json.dump(result, f, indent=2)

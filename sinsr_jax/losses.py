@@ -129,15 +129,17 @@ def perceptual_loss(extractor_params, sr, hr, *, extractor: nn.Module,
 
   ``extractor``: a ``vgg.Features`` whose ``outputs`` are the layers of ``layer_weights``;
   ``extractor_params`` its frozen pretrained parameters. Grayscale is replicated to RGB and
-  normalised as the weights expect (``preprocessing``). One forward pass serves SR and HR; no
-  gradient flows into HR's features or the extractor.
+  normalised as the weights expect (``preprocessing``). No gradient flows into HR's features
+  or the extractor; HR takes its own forward pass, so the backward pass covers SR alone.
   """
   extractor_params = jax.lax.stop_gradient(extractor_params)
-  images = vgg.imagenet_input(jnp.concatenate([sr, jax.lax.stop_gradient(hr)]), preprocessing)
-  features = extractor.apply({"params": extractor_params}, images)
-  n = sr.shape[0]
-  total = sum(w * _distance(features[layer][:n] - jax.lax.stop_gradient(features[layer][n:]),
-                            distance)
+
+  def features(images):
+    return extractor.apply({"params": extractor_params}, vgg.imagenet_input(images, preprocessing))
+
+  sr_features = features(sr)
+  hr_features = jax.lax.stop_gradient(features(jax.lax.stop_gradient(hr)))
+  total = sum(w * _distance(sr_features[layer] - hr_features[layer], distance)
               for layer, w in layer_weights.items())
   return total / sum(layer_weights.values())
 
