@@ -55,13 +55,11 @@ def sobel(images):
   return out.reshape(n, h, w, channels, 2)
 
 
-def sobel_gradient_l2(sr, hr):
-  """MSE between the Sobel derivative maps: penalises blurred or displaced edges."""
-  return jnp.mean((sobel(sr) - sobel(hr)) ** 2)
-
-
 def sobel_gradient(sr, hr, *, mode: str = "components", distance: str = "l2"):
-  """Distance between Sobel maps: the two derivatives (``components``) or the magnitude."""
+  """Distance between Sobel maps: the two derivatives (``components``) or the magnitude.
+
+  The default, MSE of the components, penalises blurred or displaced edges (SINSR's term).
+  """
   a, b = sobel(sr), sobel(hr)
   if mode == "magnitude":
     a, b = (jnp.sqrt(jnp.sum(g * g, axis=-1) + 1e-12) for g in (a, b))
