@@ -1,4 +1,4 @@
-"""Validation during training: PSNR/SSIM of the EMA generator and of bicubic on whole images."""
+"""Validation during training: PSNR/SSIM, GMSD and edge F1 of the EMA generator and of bicubic."""
 
 from __future__ import annotations
 
@@ -11,17 +11,35 @@ import numpy as np
 
 from sinsr_jax import degradations, metrics
 
+METRICS = ("psnr_db", "ssim", "gmsd", "edge_f1")
+STRUCTURE_CONVENTION = ("; GMSD and edge F1 (Canny sigma 1.5, 1-pixel tolerance) on [0,1] "
+                        "images clipped, same border crop, channels averaged")
+
+
+def _structure_view(image: np.ndarray, crop_border: int) -> np.ndarray:
+  """(1, H, W, C) in [0, 1] -> the 2-D image the structure metrics see: clipped, borders
+  cropped as for PSNR, channels averaged."""
+  image = np.clip(image[0], 0.0, 1.0)
+  if crop_border:
+    image = image[crop_border:-crop_border, crop_border:-crop_border]
+  return image.mean(axis=-1)
+
 
 def evaluate_pairs(sr_fn: Callable, pairs: list[dict], scale: int) -> dict[str, float]:
-  """Mean PSNR/SSIM of ``sr_fn`` (LR batch -> SR batch) and of bicubic, BasicSR conventions."""
-  scores = {k: [] for k in ("psnr_db", "ssim", "bicubic_psnr_db", "bicubic_ssim")}
+  """Mean PSNR/SSIM (BasicSR conventions), GMSD and edge F1 of ``sr_fn`` (LR batch -> SR
+  batch) and of bicubic."""
+  scores = {prefix + k: [] for prefix in ("", "bicubic_") for k in METRICS}
   for pair in pairs:
     lr, hr = pair["lr"][None], pair["hr"][None]
     candidates = {"": np.asarray(sr_fn(jnp.asarray(lr))),
                   "bicubic_": degradations.bicubic_upscale(lr, scale)}
+    hr_view = _structure_view(hr, scale)
     for prefix, sr in candidates.items():
       scores[prefix + "psnr_db"].append(float(metrics.psnr_db(sr, hr, crop_border=scale)[0]))
       scores[prefix + "ssim"].append(float(metrics.ssim(sr, hr, crop_border=scale)[0]))
+      sr_view = _structure_view(sr, scale)
+      scores[prefix + "gmsd"].append(metrics.gmsd(sr_view, hr_view))
+      scores[prefix + "edge_f1"].append(metrics.edge_f1(sr_view, hr_view))
   return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
@@ -46,5 +64,6 @@ def write_metrics_json(path: str, record: dict, history: list[dict]) -> None:
   """Writes the latest record at top level plus the full history, atomically."""
   tmp = f"{path}.tmp"
   with open(tmp, "w") as f:
-    json.dump({**record, "convention": metrics.CONVENTION, "history": history}, f, indent=2)
+    json.dump({**record, "convention": metrics.CONVENTION + STRUCTURE_CONVENTION,
+               "history": history}, f, indent=2)
   os.replace(tmp, path)

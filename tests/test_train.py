@@ -42,8 +42,10 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(tiny_data_dir, tmp_pat
 
   with open(os.path.join(straight, "metrics.json")) as f:
     saved = json.load(f)
-  for key in ("step", "psnr_db", "ssim", "bicubic_psnr_db", "bicubic_ssim"):
+  for key in ("step", "psnr_db", "ssim", "bicubic_psnr_db", "bicubic_ssim", "gmsd", "edge_f1",
+              "bicubic_gmsd", "bicubic_edge_f1"):
     assert key in saved
+  assert 0 <= saved["edge_f1"] <= 1 and saved["gmsd"] >= 0
   assert saved["step"] == 5 and [r["step"] for r in saved["history"]] == [2, 4, 5]
   assert "border crop = scale" in saved["convention"]
   assert np.isfinite(saved["psnr_db"]) and 0 < saved["ssim"] <= 1
