@@ -201,12 +201,25 @@ def eval_images(source, data_cfg: ml_collections.ConfigDict, *, channels: int,
     raise DataError(f"eval split {data_cfg.eval_split!r} is empty")
   s = data_cfg.scale
   degrade = degradation_from_config(data_cfg)
+
+  def crop(image):  # the centre crop, then whole LR pixels
+    image = _centre_crop(image, data_cfg.eval_crop)
+    return image[:image.shape[0] // s * s, :image.shape[1] // s * s]
+
   pairs = []
   for i in range(count):  # first N in the stored order: a fixed, reproducible subset
-    hr = _centre_crop(_to_float(source[i]["image"], channels), data_cfg.eval_crop)
-    hr = hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]
-    pairs.append({"hr": hr, "lr": degrade(hr, np.random.default_rng([seed, 7919, i]))})
+    element = source[i]
+    hr = crop(_to_float(element["image"], channels))
+    pair = {"hr": hr, "lr": degrade(hr, np.random.default_rng([seed, 7919, i]))}
+    # What the evaluation reports per image: its name, class and stored instance masks.
+    pair.update({k: element[k] for k in _EVAL_KEYS if k in element})
+    if "mask" in pair:
+      pair["mask"] = crop(pair["mask"])[..., 0]
+    pairs.append(pair)
   return pairs
+
+
+_EVAL_KEYS = ("filename", "label", "scene", "mask")
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -8,14 +8,15 @@ exit status 2 (flags) or 1 (everything else), never a traceback.
 from __future__ import annotations
 
 import importlib.util
-import logging as std_logging
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # clu imports TensorFlow; keep it quiet
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from sinsr_jax.cli import fail as _fail  # noqa: E402
+from sinsr_jax.cli import quiet_library_logs  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with variants: configs/sinsr.py:quick",
@@ -28,9 +29,6 @@ _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() (multi-host TPU VM, SLURM, ...).")
 
 
-def _fail(message: str, status: int = 1):
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(status)
 
 
 def _unknown_override(config, dotted: str) -> str | None:
@@ -103,19 +101,10 @@ def parse_flags(argv: list[str]) -> list[str]:
   return parsed
 
 
-_CHATTY_LIBRARIES = ("/orbax/", "/tensorflow_datasets/", "/jax/_src/")
-
-
-def _quiet_library_info(record) -> bool:
-  """Keeps the console to training progress: libraries' INFO lines go, their warnings stay."""
-  return record.levelno >= std_logging.WARNING or not any(
-      part in record.pathname for part in _CHATTY_LIBRARIES)
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}", 2)
-  logging.get_absl_handler().addFilter(_quiet_library_info)
+  quiet_library_logs()
   from sinsr_jax.errors import UserError  # deferred: keeps `--help` fast
 
   if _DISTRIBUTED.value:

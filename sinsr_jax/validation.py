@@ -16,7 +16,7 @@ STRUCTURE_CONVENTION = ("; GMSD and edge F1 (Canny sigma 1.5, 1-pixel tolerance)
                         "images clipped, same border crop, channels averaged")
 
 
-def _structure_view(image: np.ndarray, crop_border: int) -> np.ndarray:
+def structure_view(image: np.ndarray, crop_border: int) -> np.ndarray:
   """(1, H, W, C) in [0, 1] -> the 2-D image the structure metrics see: clipped, borders
   cropped as for PSNR, channels averaged."""
   image = np.clip(image[0], 0.0, 1.0)
@@ -33,11 +33,11 @@ def evaluate_pairs(sr_fn: Callable, pairs: list[dict], scale: int) -> dict[str, 
     lr, hr = pair["lr"][None], pair["hr"][None]
     candidates = {"": np.asarray(sr_fn(jnp.asarray(lr))),
                   "bicubic_": degradations.bicubic_upscale(lr, scale)}
-    hr_view = _structure_view(hr, scale)
+    hr_view = structure_view(hr, scale)
     for prefix, sr in candidates.items():
       scores[prefix + "psnr_db"].append(float(metrics.psnr_db(sr, hr, crop_border=scale)[0]))
       scores[prefix + "ssim"].append(float(metrics.ssim(sr, hr, crop_border=scale)[0]))
-      sr_view = _structure_view(sr, scale)
+      sr_view = structure_view(sr, scale)
       scores[prefix + "gmsd"].append(metrics.gmsd(sr_view, hr_view))
       scores[prefix + "edge_f1"].append(metrics.edge_f1(sr_view, hr_view))
   return {k: float(np.mean(v)) for k, v in scores.items()}

@@ -1,0 +1,112 @@
+"""A training run read back from its workdir: the resolved config, the generator and its EMA
+weights from the newest checkpoint. What ``evaluate`` and ``upscale`` apply to images."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+
+from sinsr_jax.errors import UserError
+
+
+def _tuples(value):
+  """JSON lists back to the tuples the configs use."""
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The resolved config a run wrote to ``workdir/config.json``."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isdir(workdir):
+    raise UserError(f"run folder {workdir} not found")
+  if not os.path.isfile(path):
+    raise UserError(f"{workdir} is not a training run: it has no config.json (train with "
+                    f"python -m sinsr_jax.main --workdir={workdir} first)")
+  try:
+    with open(path) as f:
+      return ml_collections.ConfigDict(_tuples(json.load(f)))
+  except (OSError, ValueError) as e:
+    raise UserError(f"cannot read {path}: {e}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A generator with the weights to apply: a trained run's EMA weights, or none (bicubic)."""
+
+  label: str
+  config: ml_collections.ConfigDict
+  g_model: nn.Module
+  params: Any
+  model_state: Any
+  step: int
+  workdir: str | None = None
+
+  @property
+  def scale(self) -> int:
+    return int(self.config.data.scale)
+
+  @property
+  def channels(self) -> int:
+    return int(self.config.model.channels)
+
+  @property
+  def num_params(self) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(self.params)))
+
+  def sr_fn(self) -> Callable:
+    """Jitted LR batch (N, h, w, C) in [0, 1] -> SR batch; one compile per input shape."""
+    from sinsr_jax import steps
+
+    apply = jax.jit(lambda p, s, lr: steps.generate(self.g_model, p, lr, s))
+    return lambda lr: apply(self.params, self.model_state, lr)
+
+
+def load(workdir: str, label: str | None = None) -> Run:
+  """The run in ``workdir`` with its newest checkpoint's EMA generator weights."""
+  from sinsr_jax import checkpointing, parallel, train
+  from sinsr_jax.config_checks import check_config
+
+  config = read_config(workdir)
+  try:
+    check_config(config, num_devices=1, num_processes=1)
+  except UserError as e:
+    raise UserError(f"{workdir}/config.json: {e}") from None
+  label = label or config.model.name
+  mesh = parallel.make_mesh(jax.local_devices()[:1])
+  g_model, d_models = train.build_models(config)
+  g_tx, d_tx = train.build_optimizers(config.optim)
+  template = train.initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
+  if not jax.tree.leaves(template.g_params):  # bicubic: nothing was trained
+    return Run(label, config, g_model, template.ema_params, template.g_state, 0, workdir)
+  manager = checkpointing.make_manager(workdir, 1)
+  try:
+    state = checkpointing.restore_latest(manager, template)
+  finally:
+    manager.close()
+  if state is None:
+    raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
+  return Run(label, config, g_model, jax.device_get(state.ema_params),
+             jax.device_get(state.g_state), int(state.step), workdir)
+
+
+def bicubic(config: ml_collections.ConfigDict) -> Run:
+  """MATLAB bicubic at ``config``'s scale and channels: the baseline every table includes."""
+  from sinsr_jax import models
+
+  g_model = models.create_generator("bicubic", scale=config.data.scale,
+                                    channels=config.model.channels)
+  bicubic_config = ml_collections.ConfigDict(config.to_dict())
+  bicubic_config.model = ml_collections.ConfigDict({"name": "bicubic",
+                                                    "channels": config.model.channels})
+  return Run("bicubic", bicubic_config, g_model, {}, {}, 0)

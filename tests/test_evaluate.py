@@ -1,0 +1,201 @@
+"""The evaluation tool: statistics against scipy, tables, figures, and a real trained run."""
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import stats
+
+from conftest import REPO, tiny_config
+from sinsr_jax import degradations, evaluate, metrics, report, runs, train, weights
+from sinsr_jax.errors import UserError
+from sinsr_jax.models import vgg
+
+
+def test_mean_ci95_is_the_student_t_interval():
+  x = np.random.default_rng(0).normal(3.0, 2.0, 12)
+  mean, half = report.mean_ci95(x)
+  low, high = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+  assert mean == pytest.approx(np.mean(x))
+  assert half == pytest.approx((high - low) / 2)
+  assert report.mean_ci95([5.0])[0] == 5.0 and math.isnan(report.mean_ci95([5.0])[1])
+  assert math.isnan(report.mean_ci95([])[0])
+
+
+def _records(model_offset):
+  rng = np.random.default_rng(1)
+  return [{"class": c, "psnr_db": 25 + model_offset + rng.normal(),
+           "gmsd": 0.1 - model_offset / 100} for c in ["a", "b"] * 5]
+
+
+def test_tables_per_model_and_class():
+  rows = report.summarise({"bicubic": _records(0), "sinsr": _records(3)})
+  assert [(r["model"], r["class"], r["n"]) for r in rows] == [
+      ("bicubic", "all", 10), ("bicubic", "a", 5), ("bicubic", "b", 5),
+      ("sinsr", "all", 10), ("sinsr", "a", 5), ("sinsr", "b", 5)]
+  a = [r["psnr_db"] for r in _records(3) if r["class"] == "a"]
+  assert rows[4]["psnr_db"] == pytest.approx(np.mean(a))
+
+  text = report.markdown(rows, ["# Title", "- convention"], {"bicubic": 0, "sinsr": 1234})
+  assert text.startswith("# Title\n- convention\n")
+  whole = text.split("Per class:")[0]
+  assert "PSNR (dB) ↑" in whole and "GMSD ↓" in whole and "SSIM" not in whole
+  sinsr_row = next(line for line in whole.splitlines() if line.startswith("| sinsr"))
+  assert sinsr_row.count("**") == 4  # best PSNR (higher) and best GMSD (lower)
+  assert "1,234" in sinsr_row and " ± " in sinsr_row
+  assert "| bicubic | a | 5 |" in text.split("Per class:")[1]
+
+  table = list(csv.DictReader(io.StringIO(report.to_csv(rows))))
+  assert len(table) == 6 and float(table[0]["psnr_db"]) == pytest.approx(rows[0]["psnr_db"])
+  assert "ssim" not in table[0]
+
+
+def test_results_json_has_no_nan(tmp_path):
+  rows = report.summarise({"m": [{"class": "", "psnr_db": 1.0}]})  # one image: no interval
+  paths = report.write_all(str(tmp_path), rows, ["# t"], {"m": 0}, {"x": np.float32(2.5)})
+  with open(paths["json"]) as f:
+    saved = json.load(f)  # strict JSON: NaN would not parse in other languages
+  assert saved["rows"][0]["psnr_db_ci95"] is None and saved["x"] == 2.5
+  assert sorted(os.listdir(tmp_path)) == ["results.csv", "results.json", "results.md"]
+
+
+def test_runs_must_be_comparable():
+  def fake(scale, channels=1, name="sem_synthetic"):
+    data = types.SimpleNamespace(scale=scale, name=name, builder_config="")
+    return types.SimpleNamespace(config=types.SimpleNamespace(
+        data=data, model=types.SimpleNamespace(channels=channels)), workdir=f"run_x{scale}")
+  evaluate.check_comparable([fake(4), fake(4)])
+  with pytest.raises(UserError, match="run_x2 has scale 2, run_x4 has 4"):
+    evaluate.check_comparable([fake(4), fake(2)])
+  with pytest.raises(UserError, match="model.channels"):
+    evaluate.check_comparable([fake(4), fake(4, channels=3)])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data_dir, tmp_path_factory):
+  """A tiny SINSR trained for 3 steps, and a copy of it (two runs to compare)."""
+  root = tmp_path_factory.mktemp("sweep")
+  config = tiny_config(tiny_data_dir, num_steps=3, pretrain_steps=2, eval_every=3,
+                       checkpoint_every=3)
+  train.train_and_evaluate(config, str(root / "a"))
+  shutil.copytree(root / "a", root / "b")
+  return root
+
+
+def _lpips_cache(path) -> None:
+  """Random AlexNet + LPIPS heads in a weights cache: the evaluation's LPIPS path, offline."""
+  widths = (8, 16, 16, 16, 16)
+  features = vgg.Features(arch="alexnet", outputs=("relu5",), widths=widths)
+  params = jax.device_get(features.init(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3)))["params"])
+  weights.write_checkpoint(str(path / "alexnet.msgpack"), params,
+                           {"arch": "alexnet", "preprocessing": "torch", "source_file": "random",
+                            "source_sha256": "0"})
+  rng = np.random.default_rng(0)
+  heads = {f"lin{k}": rng.random(c).astype(np.float32) for k, c in enumerate(widths)}
+  weights.write_checkpoint(str(path / "lpips_alex.msgpack"), heads,
+                           {"arch": "alexnet", "preprocessing": "torch", "source_file": "random",
+                            "source_sha256": "0"})
+
+
+def test_evaluate_a_sweep_with_lpips(trained_run, tiny_data_dir, tmp_path, monkeypatch):
+  cache = tmp_path / "weights"
+  cache.mkdir()
+  _lpips_cache(cache)
+  monkeypatch.setenv("SINSR_WEIGHTS_DIR", str(cache))
+  out = tmp_path / "results"
+  result = evaluate.evaluate([str(trained_run)], labels=[], split="test", out_dir=str(out),
+                             max_images=4, lpips="alex", figures=2)
+
+  per_image = result["per_image"]
+  assert list(per_image) == ["bicubic", "sinsr (a)", "sinsr (b)"]  # a sweep folder, expanded
+  assert all(len(v) == 4 for v in per_image.values())
+  # The copy holds the same weights: the same scores (timings aside).
+  for x, y in zip(per_image["sinsr (a)"], per_image["sinsr (b)"], strict=True):
+    assert x["psnr_db"] == y["psnr_db"] and x["lpips"] == y["lpips"]
+
+  # Bicubic's scores equal an independent computation on the same LR images.
+  source = runs.load(str(trained_run / "a"))
+  data = evaluate.data_config(source.config, split="test", max_images=4, crop=-1, data_dir=None)
+  import tensorflow_datasets as tfds
+
+  from sinsr_jax import input_pipeline
+
+  builder = tfds.builder("sem_synthetic/tiny", data_dir=tiny_data_dir)
+  pairs = input_pipeline.eval_images(builder.as_data_source(split="test"), data, channels=1,
+                                     seed=source.config.seed)
+  for pair, record in zip(pairs, per_image["bicubic"], strict=True):
+    sr = degradations.bicubic_upscale(pair["lr"][None], 4)
+    assert record["psnr_db"] == pytest.approx(float(metrics.psnr_db(sr, pair["hr"][None],
+                                                                    crop_border=4)[0]), abs=1e-4)
+    assert 0 <= record["edge_f1"] <= 1 and record["gmsd"] >= 0 and record["lpips"] > 0
+    assert record["count_error"] >= 0 and "mask_count_error" in record  # sem_synthetic masks
+    assert record["time_ms"] > 0
+
+  text = (out / "results.md").read_text()
+  assert "border crop = scale" in text and "LPIPS v0.1 (alex)" in text and "seed 0" in text
+  assert "95% confidence interval" in text and "Per class:" in text
+  for column in ("PSNR (dB) ↑", "SSIM ↑", "LPIPS ↓", "GMSD ↓", "Edge F1 ↑", "Count err. ↓",
+                 "Size W1 (px) ↓", "ms/image ↓"):
+    assert column in text
+  assert f"sinsr (a) = {trained_run / 'a'} (step 3)" in text
+  rows = list(csv.DictReader((out / "results.csv").open()))
+  assert {r["model"] for r in rows} == {"bicubic", "sinsr (a)", "sinsr (b)"}
+  saved = json.loads((out / "results.json").read_text())
+  assert saved["params"]["bicubic"] == 0 and saved["params"]["sinsr (a)"] == source.num_params
+
+  figures = sorted((out / "figures").iterdir())
+  assert len(figures) == 2 and all(f.suffix == ".png" for f in figures)
+  with Image.open(figures[0]) as image:
+    assert image.width > image.height  # 5 panels side by side, two rows
+  assert not list(out.rglob("*.tmp"))
+
+
+def _evaluate_cli(*args):
+  env = {**os.environ, "PYTHONPATH": str(REPO)}
+  return subprocess.run([sys.executable, "-m", "sinsr_jax.evaluate", *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_cli_table_and_clear_errors(trained_run, tmp_path):
+  out = tmp_path / "cli"
+  done = _evaluate_cli(f"--run={trained_run / 'a'}", "--label=mine", "--max_images=2",
+                       "--lpips=none", "--figures=0", f"--out={out}")
+  assert done.returncode == 0, done.stderr
+  assert "| mine | 2 |" in done.stdout and "LPIPS: not computed (--lpips=none)" in done.stdout
+  assert not (out / "figures").exists()
+
+  missing = _evaluate_cli(f"--run={tmp_path / 'nope'}", f"--out={out}")
+  assert missing.returncode == 1
+  last_line = missing.stderr.strip().splitlines()[-1]
+  assert last_line == f"error: run folder {tmp_path / 'nope'} not found"
+
+  (tmp_path / "empty").mkdir()
+  empty = _evaluate_cli(f"--run={tmp_path / 'empty'}", f"--out={out}")
+  assert empty.returncode == 1 and "neither a training run" in empty.stderr
+  assert "Traceback" not in empty.stderr
+
+  split = _evaluate_cli(f"--run={trained_run / 'a'}", "--split=nope", f"--out={out}",
+                        "--lpips=none")
+  assert split.returncode == 1 and "has no split 'nope'" in split.stderr
+
+  # A checkpoint that does not fit its config (another width) is refused in one line.
+  other = tmp_path / "other"
+  shutil.copytree(trained_run / "a", other)
+  config = json.loads((other / "config.json").read_text())
+  config["model"]["width"] = 16
+  (other / "config.json").write_text(json.dumps(config))
+  refused = _evaluate_cli(f"--run={other}", f"--out={out}", "--lpips=none")
+  assert refused.returncode == 1
+  assert "holds g_params.down_up.RRDB_0.CBAM_0.mlp_hidden.bias of shape (1,), the config " \
+         "builds (2,): it was written by another model or configuration" in refused.stderr
+  assert "Traceback" not in refused.stderr
