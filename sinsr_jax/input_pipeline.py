@@ -167,18 +167,22 @@ def train_iterator(source, data_cfg: ml_collections.ConfigDict, *, channels: int
                    batch_size: int, seed: int, process_index: int, process_count: int):
   """Endless iterator of {"lr": (B, p/s, p/s, C), "hr": (B, p, p, C)} float32 batches.
 
-  ``batch_size`` is this process's share of the global batch. The iterator supports
-  ``get_state``/``set_state`` (checkpointed with the train state).
+  ``batch_size`` is this process's share of the global batch. Every process walks the same
+  seeded stream of examples; global batch g is local batches g*P .. g*P+P-1 of it and process i
+  takes batch g*P+i. So the global batch, and the training, do not depend on how many
+  processes feed it. The iterator supports ``get_state``/``set_state`` (checkpointed with the
+  train state, one file per process).
   """
-  ds = grain.MapDataset.source(source)[process_index::process_count]
+  ds = grain.MapDataset.source(source)
   if len(ds) == 0:
-    raise DataError(f"split {data_cfg.train_split!r} has no examples for process {process_index}")
+    raise DataError(f"split {data_cfg.train_split!r} is empty")
   ds = ds.shuffle(seed=seed).repeat()
   ds = ds.random_map(PairedPatch(data_cfg.patch_size, channels, data_cfg.augment,
                                  degradation_from_config(data_cfg),
                                  data_cfg.min_patch_gradient, data_cfg.max_patch_retries),
                      seed=seed)
-  ds = ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
+  ds = ds.batch(batch_size, drop_remainder=True)[process_index::process_count]
+  ds = ds.to_iter_dataset()
   if data_cfg.num_workers > 0:
     if not flags.FLAGS.is_parsed():  # grain reads absl flags; called as a library they are unset
       flags.FLAGS.mark_as_parsed()

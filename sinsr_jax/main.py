@@ -26,7 +26,12 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "evaluate"],
                           "train (resumes from the workdir if it holds checkpoints) or evaluate "
                           "the newest checkpoint on config.data.eval_split.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() (multi-host TPU VM, SLURM, ...).")
+    "distributed", False, "Join a multi-process run: jax.distributed.initialize() finds the "
+    "cluster from the platform (TPU VM, SLURM, ...) or from the three flags below.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (implies --distributed).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
 
 
 
@@ -107,10 +112,13 @@ def main(argv: list[str]) -> None:
   quiet_library_logs()
   from sinsr_jax.errors import UserError  # deferred: keeps `--help` fast
 
-  if _DISTRIBUTED.value:
-    import jax
+  if _DISTRIBUTED.value or _COORDINATOR.value:
+    from sinsr_jax import distributed
 
-    jax.distributed.initialize()
+    try:
+      distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    except UserError as e:
+      _fail(str(e))
   if _WORKDIR.value is None:
     _fail("--workdir is required", 2)
   try:

@@ -155,15 +155,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       summary["phase_gan"] = float(step > train_cfg.pretrain_steps)
       writer.write_scalars(step, summary)
       train_metrics = []
-    if step % train_cfg.eval_every == 0 or last:
-      sr = functools.partial(sr_fn, state.ema_params, state.g_state)
+    # Validation runs on process 0 alone, on its local copy of the replicated weights: no
+    # collective, so the other processes go on to the next step (or checkpoint) meanwhile.
+    if is_chief and (step % train_cfg.eval_every == 0 or last):
+      sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
       record = {"step": step, **validation.evaluate_pairs(sr, eval_pairs, scale)}
       history.append(record)
       writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
-      if is_chief:
-        validation.write_metrics_json(metrics_path, record, history)
-    if step % train_cfg.image_every == 0 or last:
-      sr = functools.partial(sr_fn, state.ema_params, state.g_state)
+      validation.write_metrics_json(metrics_path, record, history)
+    if is_chief and (step % train_cfg.image_every == 0 or last):
+      sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
       writer.write_images(step, {"val/lr_bicubic_sr_hr": validation.sample_grid(sr, eval_pairs,
                                                                                 scale)})
     if step % train_cfg.checkpoint_every == 0 or last:
@@ -198,8 +199,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return record
 
 
+def _local_copy(tree):
+  """This process's replica of replicated arrays (on one local device)."""
+  return jax.tree.map(lambda x: x.addressable_data(0), tree)
+
+
 def _mean_metrics(per_step: list[dict]) -> dict[str, float]:
-  host = jax.device_get(per_step)
+  host = jax.device_get(_local_copy(per_step))
   return {k: float(np.mean([m[k] for m in host if k in m]))
           for k in sorted({k for m in host for k in m})}
 
