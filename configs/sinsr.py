@@ -130,6 +130,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.eval_every = 5_000
   c.train.checkpoint_every = 5_000
   c.train.keep_checkpoints = 3
+  # bfloat16: activations in bf16 on GPU/TPU, parameters, optimizer state and losses in f32.
+  c.train.compute_dtype = "float32"  # float32 | bfloat16
 
   if "quick" in variants:  # a small model and budget that beats bicubic in minutes on a CPU
     c.data.patch_size = 64

@@ -34,6 +34,9 @@ def check_config(config: ml_collections.ConfigDict, *, num_devices: int | None =
                           **model_kwargs(config.model))
   models.create_discriminator(config.discriminator.name, scale=scale,
                               **model_kwargs(config.discriminator))
+  if train.get("compute_dtype", "float32") not in ("float32", "bfloat16"):
+    raise ConfigError(f"train.compute_dtype must be float32 or bfloat16, got "
+                      f"{train.compute_dtype!r}")
   if patch <= 0 or patch % scale:
     raise ConfigError(f"data.patch_size={patch} is not divisible by data.scale={scale}")
   if patch // scale < 4:

@@ -14,7 +14,16 @@ import optax
 from absl import logging
 from clu import metric_writers, periodic_actions
 
-from sinsr_jax import checkpointing, input_pipeline, models, objective, parallel, steps, validation
+from sinsr_jax import (
+  checkpointing,
+  input_pipeline,
+  models,
+  objective,
+  parallel,
+  precision,
+  steps,
+  validation,
+)
 from sinsr_jax.config_checks import check_config, ensure_writable_dir, model_kwargs
 from sinsr_jax.errors import UserError
 
@@ -28,10 +37,11 @@ def build_models(config: ml_collections.ConfigDict):
   d_model = models.create_discriminator(config.discriminator.name, scale=scale,
                                         axis_name=steps.AXIS,
                                         **model_kwargs(config.discriminator))
-  d_models = {"image": d_model}
+  compute = lambda m: precision.with_compute_dtype(m, config.train.compute_dtype)
+  d_models = {"image": compute(d_model)}
   if max(config.loss.weights.gradient_adversarial) > 0:  # SPSR: same architecture, own weights
-    d_models["gradient"] = d_model
-  return g_model, d_models
+    d_models["gradient"] = compute(d_model)
+  return compute(g_model), d_models
 
 
 def build_optimizers(optim: ml_collections.ConfigDict):
