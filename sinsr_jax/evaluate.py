@@ -15,7 +15,6 @@ import dataclasses
 import datetime
 import glob
 import os
-import subprocess
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -27,7 +26,7 @@ from sinsr_jax.cli import quiet_library_logs  # noqa: E402
 
 _RUN = flags.DEFINE_multi_string("run", [], "Run folder, glob, or folder of run folders.")
 _LABEL = flags.DEFINE_multi_string("label", [], "Table names of the runs, in --run order "
-                                   "(default: model name, with the folder name when ambiguous).")
+                                   "(default: model name, or the folder name where two runs share one).")
 _SPLIT = flags.DEFINE_string("split", "test", "Dataset split to score.")
 _OUT = flags.DEFINE_string("out", "evaluation", "Output folder for tables and figures.")
 _MAX_IMAGES = flags.DEFINE_integer("max_images", 0, "Score the first N images (0 = all).")
@@ -71,7 +70,7 @@ def _labels(runs_, given: list[str]) -> list[str]:
     return given
   names = [r.config.model.name + (f" {r.config.get('ablation')}" if r.config.get("ablation")
                                   else "") for r in runs_]
-  return [n if names.count(n) == 1 else f"{n} ({os.path.basename(os.path.normpath(r.workdir))})"
+  return [n if names.count(n) == 1 else os.path.basename(os.path.normpath(r.workdir))
           for n, r in zip(names, runs_, strict=True)]
 
 
@@ -201,19 +200,10 @@ def figure_indices(pairs: list[dict], classes, count: int) -> list[int]:
   return sorted(picked)
 
 
-def _git_commit() -> str:
-  try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=os.path.dirname(__file__), timeout=10,
-                          check=True).stdout.strip()
-  except (OSError, subprocess.SubprocessError):
-    return "unknown"
-
-
 def header_lines(data, pairs, runs_, lpips_line: str, seed: int) -> list[str]:
   import jax
 
-  from sinsr_jax import input_pipeline, metrics, validation
+  from sinsr_jax import input_pipeline, metrics, provenance, validation
 
   degradation = input_pipeline.degradation_from_config(data).describe()
   builder = f"{data.name}/{data.builder_config}" if data.builder_config else data.name
@@ -236,7 +226,8 @@ def header_lines(data, pairs, runs_, lpips_line: str, seed: int) -> list[str]:
       f"- Runs: {runs_line or 'none (bicubic only)'}.",
       f"- Inference time: per image, batch 1, on {jax.devices()[0].platform.upper()} "
       f"({jax.device_count()} device(s)), compilation excluded.",
-      f"- Commit {_git_commit()}, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.",
+      f"- Commit {provenance.git_commit(short=True)}, "
+      f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.",
   ]
 
 

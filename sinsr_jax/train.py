@@ -21,6 +21,7 @@ from sinsr_jax import (
   objective,
   parallel,
   precision,
+  provenance,
   steps,
   validation,
 )
@@ -94,6 +95,16 @@ def _write_run_info(config, workdir: str) -> None:
   with open(os.path.join(workdir, "degradation.json"), "w") as f:
     json.dump(degradation, f, indent=2)
   logging.info("LR degradation: %s", degradation)
+  # What reproducing the run needs beside its config: code version, libraries, seed, command.
+  info = provenance.describe(config.seed)
+  history_path = os.path.join(workdir, "run_info.json")
+  previous = {}
+  if os.path.exists(history_path):
+    with open(history_path) as f:
+      previous = json.load(f)
+  starts = [*previous.get("starts", []), info]  # one entry per start: resumes are visible
+  with open(history_path, "w") as f:
+    json.dump({**info, "starts": starts}, f, indent=2)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -117,10 +117,10 @@ def test_evaluate_a_sweep_with_lpips(trained_run, tiny_data_dir, tmp_path, monke
                              max_images=4, lpips="alex", figures=2)
 
   per_image = result["per_image"]
-  assert list(per_image) == ["bicubic", "sinsr (a)", "sinsr (b)"]  # a sweep folder, expanded
+  assert list(per_image) == ["bicubic", "a", "b"]  # a sweep folder, expanded
   assert all(len(v) == 4 for v in per_image.values())
   # The copy holds the same weights: the same scores (timings aside).
-  for x, y in zip(per_image["sinsr (a)"], per_image["sinsr (b)"], strict=True):
+  for x, y in zip(per_image["a"], per_image["b"], strict=True):
     assert x["psnr_db"] == y["psnr_db"] and x["lpips"] == y["lpips"]
 
   # Bicubic's scores equal an independent computation on the same LR images.
@@ -147,11 +147,11 @@ def test_evaluate_a_sweep_with_lpips(trained_run, tiny_data_dir, tmp_path, monke
   for column in ("PSNR (dB) ↑", "SSIM ↑", "LPIPS ↓", "GMSD ↓", "Edge F1 ↑", "Count err. ↓",
                  "Size W1 (px) ↓", "ms/image ↓"):
     assert column in text
-  assert f"sinsr (a) = {trained_run / 'a'} (step 3)" in text
+  assert f"a = {trained_run / 'a'} (step 3)" in text
   rows = list(csv.DictReader((out / "results.csv").open()))
-  assert {r["model"] for r in rows} == {"bicubic", "sinsr (a)", "sinsr (b)"}
+  assert {r["model"] for r in rows} == {"bicubic", "a", "b"}
   saved = json.loads((out / "results.json").read_text())
-  assert saved["params"]["bicubic"] == 0 and saved["params"]["sinsr (a)"] == source.num_params
+  assert saved["params"]["bicubic"] == 0 and saved["params"]["a"] == source.num_params
 
   figures = sorted((out / "figures").iterdir())
   assert len(figures) == 2 and all(f.suffix == ".png" for f in figures)
