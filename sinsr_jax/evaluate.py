@@ -25,8 +25,9 @@ from sinsr_jax.cli import fail as _fail  # noqa: E402
 from sinsr_jax.cli import quiet_library_logs  # noqa: E402
 
 _RUN = flags.DEFINE_multi_string("run", [], "Run folder, glob, or folder of run folders.")
-_LABEL = flags.DEFINE_multi_string("label", [], "Table names of the runs, in --run order "
-                                   "(default: model name, or the folder name where two runs share one).")
+_LABEL = flags.DEFINE_multi_string(
+    "label", [], "Table names of the runs, in --run order (default: the model name, or the "
+    "folder name where two runs share one).")
 _SPLIT = flags.DEFINE_string("split", "test", "Dataset split to score.")
 _OUT = flags.DEFINE_string("out", "evaluation", "Output folder for tables and figures.")
 _MAX_IMAGES = flags.DEFINE_integer("max_images", 0, "Score the first N images (0 = all).")

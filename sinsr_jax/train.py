@@ -38,7 +38,8 @@ def build_models(config: ml_collections.ConfigDict):
   d_model = models.create_discriminator(config.discriminator.name, scale=scale,
                                         axis_name=steps.AXIS,
                                         **model_kwargs(config.discriminator))
-  compute = lambda m: precision.with_compute_dtype(m, config.train.compute_dtype)
+  compute = lambda m: precision.with_compute_dtype(
+      m, config.train.get("compute_dtype", "float32"))  # runs from before the option: f32
   d_models = {"image": compute(d_model)}
   if max(config.loss.weights.gradient_adversarial) > 0:  # SPSR: same architecture, own weights
     d_models["gradient"] = compute(d_model)
