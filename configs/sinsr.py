@@ -130,6 +130,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.eval_every = 5_000
   c.train.checkpoint_every = 5_000
   c.train.keep_checkpoints = 3
+  # A non-finite loss or gradient skips its update; this many in a row stop the run (0 = never).
+  c.train.max_nonfinite_steps = 10
+  # Warn when the discriminator's accuracy stays at >= 0.99 or <= 0.01 this long (0 = never).
+  c.train.collapse_warning_steps = 2000
   # bfloat16: activations in bf16 on GPU/TPU, parameters, optimizer state and losses in f32.
   c.train.compute_dtype = "float32"  # float32 | bfloat16
 

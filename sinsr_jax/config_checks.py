@@ -37,6 +37,9 @@ def check_config(config: ml_collections.ConfigDict, *, num_devices: int | None =
   if train.get("compute_dtype", "float32") not in ("float32", "bfloat16"):
     raise ConfigError(f"train.compute_dtype must be float32 or bfloat16, got "
                       f"{train.compute_dtype!r}")
+  for key in ("max_nonfinite_steps", "collapse_warning_steps"):
+    if train.get(key, 0) < 0:
+      raise ConfigError(f"train.{key} must be >= 0 (0 = off), got {train[key]}")
   if patch <= 0 or patch % scale:
     raise ConfigError(f"data.patch_size={patch} is not divisible by data.scale={scale}")
   if patch // scale < 4:

@@ -131,7 +131,9 @@ def main(argv: list[str]) -> None:
   except UserError as e:
     _fail(str(e))
   logging.info("Final metrics: %s", record)
-  if record:
+  if record.get("stopped"):
+    print(f"stopped by {record['stopped']}; checkpoint written: the same command resumes")
+  elif record:
     gain = record["psnr_db"] - record["bicubic_psnr_db"]
     print(f"step {record['step']}: SR PSNR {record['psnr_db']:.2f} dB, SSIM {record['ssim']:.4f}"
           f" | bicubic PSNR {record['bicubic_psnr_db']:.2f} dB, SSIM {record['bicubic_ssim']:.4f}"

@@ -190,7 +190,8 @@ def pretrain_step(state: TrainState, batch, frozen=None, *, g_model, g_tx, loss:
   new_state = state.replace(
       step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state, g_state=g_state,
       ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
-  return new_state, jax.lax.pmean({"g_loss": total, **logged}, AXIS)
+  metrics = jax.lax.pmean({"g_loss": total, **logged}, AXIS)
+  return _skip_if_nonfinite(state, new_state, (metrics, grads), metrics)
 
 
 def _d_inputs(name: str, lr, image):
@@ -259,4 +260,21 @@ def gan_step(state: TrainState, batch, frozen=None, *, g_model, d_models, g_tx, 
       step=state.step + 1, g_params=g_params, d_params=d_params, g_opt_state=g_opt_state,
       d_opt_state=d_opt_state, g_state=g_state, d_state=d_state,
       ema_params=_ema(state.ema_params, g_params, state.step, ema_decay))
-  return new_state, jax.lax.pmean({"g_loss": g_total, **d_metrics, **logged}, AXIS)
+  metrics = jax.lax.pmean({"g_loss": g_total, **d_metrics, **logged}, AXIS)
+  return _skip_if_nonfinite(state, new_state, (metrics, g_grads, d_grads), metrics)
+
+
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _skip_if_nonfinite(state: TrainState, new_state: TrainState, checked, metrics: dict):
+  """A non-finite loss or gradient leaves the state as it was (only the step count moves on, in
+  step with the input stream) and is logged as ``nonfinite`` = 1. ``checked`` holds values
+  already averaged over devices, so every device takes the same branch."""
+  ok = _all_finite(checked)
+  kept = jax.tree.map(lambda new, old: jnp.where(ok, new, old),
+                      new_state.replace(step=state.step), state)
+  return kept.replace(step=new_state.step), {**metrics, "nonfinite": 1.0 - ok.astype(jnp.float32)}

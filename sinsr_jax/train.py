@@ -18,9 +18,11 @@ from sinsr_jax import (
   checkpointing,
   input_pipeline,
   models,
+  monitoring,
   objective,
   parallel,
   precision,
+  preemption,
   provenance,
   steps,
   validation,
@@ -84,6 +86,35 @@ def setup_steps(config, mesh, loss: steps.GeneratorLoss | None = None, frozen=No
   return (state, *compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss, frozen))
 
 
+# What a checkpoint's shapes and meaning depend on: resuming with another value is refused.
+_RUN_IDENTITY = ("model", "discriminator", "data.scale", "data.patch_size")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+  return dict(_flatten(tree, prefix))
+
+
+def check_same_run(config, workdir: str) -> None:
+  """Refuses to resume a workdir whose checkpoints another model or scale wrote, naming the
+  differences, before anything is built."""
+  saved_path = os.path.join(workdir, "config.json")
+  checkpoints = os.path.join(workdir, "checkpoints")
+  if not os.path.isfile(saved_path) or not os.path.isdir(checkpoints) or not any(
+      d.isdigit() for d in os.listdir(checkpoints)):
+    return
+  from sinsr_jax import runs
+
+  saved, current = _flat(runs.read_config(workdir).to_dict()), _flat(config.to_dict())
+  differ = [k for k in sorted(set(saved) | set(current))
+            if any(k == p or k.startswith(p + ".") for p in _RUN_IDENTITY)
+            and str(saved.get(k)) != str(current.get(k))]
+  if differ:
+    details = "; ".join(f"{k}: {saved.get(k, '(unset)')} there, {current.get(k, '(unset)')} here"
+                        for k in differ[:4])
+    raise UserError(f"{workdir} holds checkpoints of another run ({details}): use another "
+                    f"--workdir, or delete {checkpoints} to start over")
+
+
 def _sr_fn(g_model):
   return jax.jit(lambda params, model_state, lr: steps.generate(g_model, params, lr, model_state))
 
@@ -112,6 +143,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (resuming from the newest checkpoint in ``workdir``) and returns the last metrics."""
   check_config(config)
   ensure_writable_dir(workdir)
+  check_same_run(config, workdir)
   loss, frozen = objective.build(config)  # pretrained loss networks: found before any work
   builder = input_pipeline.prepare_builder(config.data)
   is_chief = jax.process_index() == 0
@@ -164,36 +196,75 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   logging.info("Training %s x%d on %s/%s with %d device(s), steps %d -> %d (pretrain %d).",
                config.model.name, scale, config.data.name, config.data.train_split,
                jax.device_count(), start_step, train_cfg.num_steps, train_cfg.pretrain_steps)
-  train_metrics = []
-  for step in range(start_step + 1, train_cfg.num_steps + 1):
-    batch = parallel.shard_batch(next(train_iter), mesh)
-    step_fn = pretrain_step if step <= train_cfg.pretrain_steps else gan_step
-    state, step_metrics = step_fn(state, batch)
-    train_metrics.append(step_metrics)
-    report(step, time.time())
-    last = step == train_cfg.num_steps
-    if step % train_cfg.log_every == 0 or last:
-      summary = _mean_metrics(train_metrics)
-      summary["phase_gan"] = float(step > train_cfg.pretrain_steps)
-      writer.write_scalars(step, summary)
-      train_metrics = []
-    # Validation runs on process 0 alone, on its local copy of the replicated weights: no
-    # collective, so the other processes go on to the next step (or checkpoint) meanwhile.
-    if is_chief and (step % train_cfg.eval_every == 0 or last):
-      sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
-      record = {"step": step, **validation.evaluate_pairs(sr, eval_pairs, scale)}
-      history.append(record)
-      writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
-      validation.write_metrics_json(metrics_path, record, history)
-    if is_chief and (step % train_cfg.image_every == 0 or last):
-      sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
-      writer.write_images(step, {"val/lr_bicubic_sr_hr": validation.sample_grid(sr, eval_pairs,
-                                                                                scale)})
-    if step % train_cfg.checkpoint_every == 0 or last:
-      checkpointing.save(manager, step, state, train_iter)
-  manager.wait_until_finished()
+  health = monitoring.Health(train_cfg.get("max_nonfinite_steps", 10),
+                             train_cfg.get("collapse_warning_steps", 2000))
+  train_metrics, window = [], []
+  with preemption.StopRequest() as stop:
+    for step in range(start_step + 1, train_cfg.num_steps + 1):
+      batch = parallel.shard_batch(next(train_iter), mesh)
+      step_fn = pretrain_step if step <= train_cfg.pretrain_steps else gan_step
+      state, step_metrics = step_fn(state, batch)
+      train_metrics.append(step_metrics)
+      window.append(step)
+      report(step, time.time())
+      stopping = stop.should_stop(step)
+      last = step == train_cfg.num_steps or stopping
+      if step % train_cfg.log_every == 0 or last:
+        host = jax.device_get(_local_copy(train_metrics))
+        try:
+          for warning in health.update(window, host):
+            logging.warning(warning)
+        except monitoring.NonFiniteError as e:
+          _finish(manager)
+          raise monitoring.NonFiniteError(f"{e}. Last checkpoint: step "
+                                          f"{manager.latest_step()} in {manager.directory}, "
+                                          f"intact") from None
+        summary = _mean_metrics(host)
+        summary["phase_gan"] = float(step > train_cfg.pretrain_steps)
+        writer.write_scalars(step, summary)
+        train_metrics, window = [], []
+      # Validation runs on process 0 alone, on its local copy of the replicated weights: no
+      # collective, so the other processes go on to the next step (or checkpoint) meanwhile.
+      if is_chief and not stopping and (step % train_cfg.eval_every == 0 or last):
+        sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
+        record = {"step": step, **validation.evaluate_pairs(sr, eval_pairs, scale)}
+        history.append(record)
+        writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
+        validation.write_metrics_json(metrics_path, record, history)
+      if is_chief and not stopping and (step % train_cfg.image_every == 0 or last):
+        sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
+        writer.write_images(step, {"val/lr_bicubic_sr_hr": validation.sample_grid(
+            sr, eval_pairs, scale)})
+      if step % train_cfg.checkpoint_every == 0 or last:
+        _save(manager, step, state, train_iter)
+      if stopping:
+        _finish(manager)
+        writer.flush()
+        logging.warning("Stopped at step %d (%s); checkpoint written. The same command resumes.",
+                        step, stop.signal_name or "preemption")
+        return {**record, "stopped": f"{stop.signal_name or 'preemption'} at step {step}"}
+  _finish(manager)
   writer.flush()
   return record
+
+
+def _save(manager, step: int, state, train_iter) -> None:
+  """A checkpoint, or one clear error (disk full, folder gone) naming the ones still intact."""
+  try:
+    checkpointing.save(manager, step, state, train_iter)
+  except OSError as e:
+    raise UserError(f"cannot write the checkpoint of step {step} in {manager.directory}: "
+                    f"{e.strerror or e}; the earlier checkpoints {manager.all_steps()} are "
+                    f"intact") from None
+
+
+def _finish(manager) -> None:
+  """Waits for the asynchronous checkpoint writes; their I/O errors surface here."""
+  try:
+    manager.wait_until_finished()
+  except OSError as e:
+    raise UserError(f"a checkpoint write in {manager.directory} failed: {e.strerror or e}; the "
+                    f"complete checkpoints {manager.all_steps()} are intact") from None
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -226,10 +297,13 @@ def _local_copy(tree):
   return jax.tree.map(lambda x: x.addressable_data(0), tree)
 
 
-def _mean_metrics(per_step: list[dict]) -> dict[str, float]:
-  host = jax.device_get(_local_copy(per_step))
-  return {k: float(np.mean([m[k] for m in host if k in m]))
-          for k in sorted({k for m in host for k in m})}
+def _mean_metrics(host: list[dict]) -> dict[str, float]:
+  """Means over a window's steps; skipped (non-finite) steps count only in ``nonfinite``."""
+  finite = [m for m in host if not m.get("nonfinite", 0.0)] or host
+  means = {k: float(np.mean([m[k] for m in finite if k in m]))
+           for k in sorted({k for m in host for k in m})}
+  means["nonfinite"] = float(np.mean([m.get("nonfinite", 0.0) for m in host]))
+  return means
 
 
 def _load_history(path: str) -> list[dict]:
