@@ -6,8 +6,10 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import json  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -56,3 +58,54 @@ def tiny_config(data_dir: str, **train_overrides):
                  image_every=4, checkpoint_every=2)
   c.train.update(**train_overrides)
   return c
+
+
+class FaultLedger:
+  """What the fault tests injected and tried, for README's counts. Each record is a line in a
+  file the whole session shares (pytest-xdist workers are separate processes)."""
+
+  def __init__(self, path: str):
+    self.path = path
+
+  def _add(self, what: str, kind: str, count: int) -> None:
+    with open(self.path, "a") as f:
+      f.write(json.dumps([what, kind, count]) + "\n")
+
+  def injected(self, kind: str, count: int = 1) -> None:
+    self._add("fault", kind, count)
+
+  def tried(self, kind: str, count: int = 1) -> None:
+    self._add("input", kind, count)
+
+  def totals(self) -> dict[str, dict[str, int]]:
+    totals = {"fault": {}, "input": {}}
+    if os.path.exists(self.path):
+      with open(self.path) as f:
+        for what, kind, count in map(json.loads, f):
+          totals[what][kind] = totals[what].get(kind, 0) + count
+    return totals
+
+
+def pytest_configure(config):
+  if "SINSR_FAULT_LEDGER" not in os.environ:  # the controller; xdist workers inherit it
+    fd, path = tempfile.mkstemp(prefix="sinsr_faults_", suffix=".jsonl")
+    os.close(fd)
+    os.environ["SINSR_FAULT_LEDGER"] = path
+
+
+@pytest.fixture
+def ledger() -> FaultLedger:
+  return FaultLedger(os.environ["SINSR_FAULT_LEDGER"])
+
+
+def pytest_terminal_summary(terminalreporter):
+  if hasattr(terminalreporter.config, "workerinput"):
+    return
+  totals = FaultLedger(os.environ["SINSR_FAULT_LEDGER"]).totals()
+  if not (totals["fault"] or totals["input"]):
+    return
+  describe = lambda d: ", ".join(f"{k}: {v}" for k, v in sorted(d.items()))
+  terminalreporter.write_line(
+      f"Reliability: {sum(totals['fault'].values())} faults injected "
+      f"({describe(totals['fault'])}); {sum(totals['input'].values())} bad inputs tried "
+      f"({describe(totals['input'])}); data lost: 0 (every fault test asserts it)")

@@ -166,7 +166,7 @@ def _evaluate_cli(*args):
                         capture_output=True, text=True, timeout=600)
 
 
-def test_cli_table_and_clear_errors(trained_run, tmp_path):
+def test_cli_table_and_clear_errors(trained_run, tmp_path, ledger):
   out = tmp_path / "cli"
   done = _evaluate_cli(f"--run={trained_run / 'a'}", "--label=mine", "--max_images=2",
                        "--lpips=none", "--figures=0", f"--out={out}")
@@ -199,3 +199,4 @@ def test_cli_table_and_clear_errors(trained_run, tmp_path):
   assert "holds g_params.down_up.RRDB_0.CBAM_0.mlp_hidden.bias of shape (1,), the config " \
          "builds (2,): it was written by another model or configuration" in refused.stderr
   assert "Traceback" not in refused.stderr
+  ledger.tried("evaluate: missing run, not a run, unknown split, foreign checkpoint", 4)

@@ -56,7 +56,8 @@ def _wait_for_checkpoint(workdir, proc, at_least: int, timeout=600):
   raise AssertionError("no checkpoint in time")
 
 
-def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_dir, tmp_path):
+def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_dir, tmp_path,
+                                                                      ledger):
   config = _config(tiny_data_dir)
   config.train.image_every = STEPS
   straight = str(tmp_path / "straight")
@@ -93,6 +94,8 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_
   assert int(a.step) == int(b.step) == STEPS
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
     np.testing.assert_array_equal(x, y)
+  ledger.injected("SIGKILL", 2)
+  ledger.injected("SIGTERM")
 
   # The same workdir with another model is refused, naming the difference.
   other = _config(tiny_data_dir)
@@ -100,6 +103,7 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_
   with pytest.raises(UserError, match=r"holds checkpoints of another run \(model.width: 8 "
                                       r"there, 16 here\)"):
     train.train_and_evaluate(other, straight)
+  ledger.tried("foreign workdir")
 
 
 def _nan_after(step: int, real_shard_batch):
@@ -114,7 +118,8 @@ def _nan_after(step: int, real_shard_batch):
   return shard_batch
 
 
-def test_nonfinite_updates_are_skipped_then_stop_the_run(tiny_data_dir, tmp_path, monkeypatch):
+def test_nonfinite_updates_are_skipped_then_stop_the_run(tiny_data_dir, tmp_path, monkeypatch,
+                                                         ledger):
   config = _config(tiny_data_dir, max_nonfinite_steps=2)
   monkeypatch.setattr(parallel, "shard_batch", _nan_after(3, parallel.shard_batch))
   workdir = str(tmp_path / "nan")
@@ -138,10 +143,11 @@ def test_nonfinite_updates_are_skipped_then_stop_the_run(tiny_data_dir, tmp_path
   for x, y in zip(jax.tree.leaves(at[2].g_params), jax.tree.leaves(at[3].g_params), strict=True):
     np.testing.assert_array_equal(x, y)
     assert np.all(np.isfinite(y))
+  ledger.injected("NaN batch", 2)
 
 
 def test_a_full_disk_ends_with_one_message_and_keeps_earlier_checkpoints(
-    tiny_data_dir, tmp_path, monkeypatch):
+    tiny_data_dir, tmp_path, monkeypatch, ledger):
   config = _config(tiny_data_dir)
   config.train.num_steps = 4
   real_save = checkpointing.save
@@ -160,6 +166,7 @@ def test_a_full_disk_ends_with_one_message_and_keeps_earlier_checkpoints(
   manager = checkpointing.make_manager(workdir, 3)
   manager.wait_until_finished()
   assert manager.latest_step() == 2
+  ledger.injected("disk full")
 
 
 def test_health_counts_nonfinite_and_warns_of_collapse():
