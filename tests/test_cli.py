@@ -60,12 +60,14 @@ def _assert_one_clear_error(result, status, *fragments):
     (["--config.train.batch_size=6"], 1, ["batch_size=6", "4 devices"]),
     (["--config.loss.weights.ssim=-1.0"], 1, ["loss.weights.ssim must be non-negative"]),
 ])
-def test_bad_config_values(tmp_path, args, status, fragments):
+def test_bad_config_values(tmp_path, args, status, fragments, ledger):
+  ledger.tried("config")
   result = _main("--config=configs/sinsr.py:quick", *args, f"--workdir={tmp_path}")
   _assert_one_clear_error(result, status, *fragments)
 
 
-def test_unknown_variant_and_missing_config_file(tmp_path):
+def test_unknown_variant_and_missing_config_file(tmp_path, ledger):
+  ledger.tried("config")
   _assert_one_clear_error(_main("--config=configs/sinsr.py:quik", f"--workdir={tmp_path}"), 2,
                           "unknown config variant 'quik'", "quick")
   _assert_one_clear_error(_main("--config=configs/nope.py", f"--workdir={tmp_path}"), 2,

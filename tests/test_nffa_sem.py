@@ -150,7 +150,8 @@ def test_split_depends_on_content_not_on_file_names_or_order(archive, built, tmp
   assert {sem_images.content_hash(e["image"]): e["split"] for e in other.values()} == split_by_hash
 
 
-def test_missing_tar_stops_with_the_instructions(archive, tmp_path):
+def test_missing_tar_stops_with_the_instructions(archive, tmp_path, ledger):
+  ledger.tried("archive")
   root, _ = archive
   manual = tmp_path / "manual"
   shutil.copytree(root / "manual" / "sem", manual)
@@ -206,7 +207,8 @@ def test_build_command_prints_counts_and_reruns(archive, tmp_path):
   assert result.stdout.endswith(again.stdout)
 
 
-def test_build_command_errors_are_one_line(tmp_path):
+def test_build_command_errors_are_one_line(tmp_path, ledger):
+  ledger.tried("archive")
   (tmp_path / "manual").mkdir()
   result = _run(["tfds_sem.build", "nffa_sem", f"--manual_dir={tmp_path / 'manual'}",
                  f"--data_dir={tmp_path}"])

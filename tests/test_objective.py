@@ -21,7 +21,8 @@ from sinsr_jax.errors import ConfigError
     ({"ssim": (0.0,), "tv": (0.0, 0.0)}, "all zero"),
     ({"ssim": (1.0, 0.0), "tv": (0.0,)}, "all reach 0 at the schedule's end"),
 ])
-def test_weights_outside_the_simplex_cone_are_rejected(weights, fragment):
+def test_weights_outside_the_simplex_cone_are_rejected(weights, fragment, ledger):
+  ledger.tried("config")
   with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
     losses.check_weights(weights)
 
@@ -115,7 +116,8 @@ def test_gradient_map_discriminator_trains_beside_the_image_discriminator(tmp_pa
     assert all(moved), name
 
 
-def test_unknown_choices_are_config_errors(tmp_path):
+def test_unknown_choices_are_config_errors(tmp_path, ledger):
+  ledger.tried("config")
   config = tiny_config(str(tmp_path))
   config.loss.schedule = "cosine"
   with pytest.raises(ConfigError, match="loss.schedule='cosine' is not one of linear, fixed"):
@@ -218,7 +220,8 @@ def test_full_sinsr_loss_trains_through_the_gan_phase_with_a_weights_file(tiny_d
   assert "SR PSNR" in result.stdout
 
 
-def test_missing_vgg_weights_stop_the_run_before_any_work(tmp_path):
+def test_missing_vgg_weights_stop_the_run_before_any_work(tmp_path, ledger):
+  ledger.tried("weights file")
   from test_cli import _assert_one_clear_error, _main
 
   data_dir = tmp_path / "never_prepared"

@@ -101,7 +101,8 @@ def test_8bit_folder_stays_8bit(tmp_path):
   assert sorted(builder.info.splits[s].num_examples for s in builder.info.splits) == [1, 1, 1]
 
 
-def test_missing_or_empty_folder_is_refused(tmp_path):
+def test_missing_or_empty_folder_is_refused(tmp_path, ledger):
+  ledger.tried("image folder")
   with pytest.raises(prepare.SourceError, match="does not exist"):
     SemFolder.config_for(str(tmp_path / "nowhere"))
   (tmp_path / "empty").mkdir()
@@ -138,7 +139,8 @@ def test_cli_trains_on_a_folder(tmp_path):
   assert metrics["step"] == 2 and np.isfinite(metrics["psnr_db"])
 
 
-def test_cli_data_errors(tmp_path):
+def test_cli_data_errors(tmp_path, ledger):
+  ledger.tried("image folder")
   _assert_one_clear_error(_main("--config=configs/sinsr.py:quick,data=folder",
                                 f"--workdir={tmp_path}"), 1, "data=folder needs the image folder")
   _assert_one_clear_error(_main("--config=configs/sinsr.py:quick,data=imagenet",

@@ -150,7 +150,8 @@ def test_converted_features_match_torch(tmp_path, arch, narrow, size):
   assert_features_close(jax_features(arch, params, x), ref, vgg.layer_names(arch))
 
 
-def test_vgg_converter_rejects_the_wrong_network(tmp_path):
+def test_vgg_converter_rejects_the_wrong_network(tmp_path, ledger):
+  ledger.tried("weights file")
   net = torch_net("vgg16", narrow=True)
   state = weights.read_torch_state_dict(save_state_dict(net, tmp_path / "vgg16.pth"))
   with pytest.raises(weights.WeightsError, match=r"features\.\d+\.weight missing: not a VGG19"):
@@ -265,7 +266,8 @@ def test_load_converts_caches_and_reloads(tmp_path, narrow_vgg19):
   np.testing.assert_array_equal(again["conv5_4"]["kernel"], params["conv5_4"]["kernel"])
 
 
-def test_published_file_with_wrong_hash_is_refused(tmp_path, narrow_vgg19):
+def test_published_file_with_wrong_hash_is_refused(tmp_path, narrow_vgg19, ledger):
+  ledger.tried("weights file")
   cache = tmp_path / "cache"
   cache.mkdir()
   (cache / "vgg19-dcbb9e9d.pth").write_bytes(pathlib.Path(narrow_vgg19).read_bytes())
@@ -304,7 +306,8 @@ def test_missing_weights_say_what_to_put_where(tmp_path):
     assert part in message
 
 
-def test_unreadable_files_are_weights_errors(tmp_path):
+def test_unreadable_files_are_weights_errors(tmp_path, ledger):
+  ledger.tried("weights file")
   text = tmp_path / "notes.pth"
   text.write_text("these are not weights\n")
   with pytest.raises(weights.WeightsError, match="not a readable PyTorch file"):
@@ -324,7 +327,8 @@ class _Exploit:
 
 
 @pytest.mark.parametrize("container", ["pickle", "zip"])
-def test_pickles_that_run_code_are_refused(tmp_path, container):
+def test_pickles_that_run_code_are_refused(tmp_path, container, ledger):
+  ledger.tried("weights file")
   marker = tmp_path / "pwned"
   path = tmp_path / "exploit.pth"
   payload = pickle.dumps({"features.0.weight": _Exploit(marker)}, protocol=2)
