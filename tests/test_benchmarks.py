@@ -62,3 +62,18 @@ def test_loss_terms_benchmark_runs(tmp_path):
   assert saved["term_over_pixel"]["pixel"] == 1.0
   assert set(saved["gan_steps_per_s"]) == {"without_perceptual", "with_perceptual"}
   assert "GAN step:" in result.stdout
+
+
+def test_upscale_benchmark_runs_one_process_per_image(tmp_path):
+  out = tmp_path / "upscale.json"
+  result = subprocess.run(
+      [sys.executable, "benchmarks/upscale.py", "--tiny", f"--out={out}"],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+      timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = json.loads(out.read_text())
+  assert [r["size"] for r in saved["runs"]] == ["96x64", "192x128"]
+  for r in saved["runs"]:
+    assert r["wall_s"] > 0 and r["out_mp_per_s"] > 0 and 0 < r["peak_rss_gb"] < 3
+  assert saved["runs"][1]["out_megapixels"] == 4 * saved["runs"][0]["out_megapixels"]
+  assert "| LR frame | tiles |" in result.stdout

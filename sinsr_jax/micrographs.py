@@ -1,0 +1,200 @@
+"""Micrograph files in and out: read, map to the model's [0, 1] channels and back, write atomically.
+
+Reads 8/16-bit TIFF, PNG, JPEG, BMP and float TIFF (finite values, min-max mapped to [0, 1] and
+back). Output keeps the input's pixel type and format family: TIFF -> TIFF, PNG -> PNG, JPEG ->
+JPEG (quality 95), BMP -> PNG; or PNG / TIFF on request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pathlib
+import tempfile
+from collections.abc import Callable
+
+import numpy as np
+import tifffile
+
+from sinsr_jax.errors import UserError
+from tfds_sem.sem_images import ImageDecodeError, decode_image, to_gray
+
+_FORMAT_OF_SUFFIX = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg",
+                     ".jpeg": "jpeg", ".bmp": "bmp"}
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as tfds_sem's to_gray
+JPEG_QUALITY = 95
+
+
+class MicrographError(UserError):
+  """A file that cannot be read as a micrograph, or written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Micrograph:
+  """Pixels as stored (H, W, C: uint8, uint16 or finite float), the file's format, and the
+  [lo, hi] that maps to [0, 1]: the type's range, or a float image's min and max."""
+
+  pixels: np.ndarray
+  format: str
+  value_range: tuple[float, float]
+
+  @classmethod
+  def of(cls, pixels: np.ndarray, fmt: str) -> Micrograph:
+    if np.issubdtype(pixels.dtype, np.integer):
+      return cls(pixels, fmt, (0.0, float(np.iinfo(pixels.dtype).max)))
+    return cls(pixels, fmt, (float(pixels.min()), float(pixels.max())))
+
+
+def _read_float_tiff(tif: tifffile.TiffFile) -> np.ndarray:
+  pixels = tif.pages[0].asarray()
+  pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+  if pixels.ndim != 3 or pixels.shape[-1] not in (1, 2, 3, 4):
+    raise MicrographError(f"unsupported float TIFF layout {pixels.shape}")
+  bad = ~np.isfinite(pixels)
+  if bad.any():
+    nan = int(np.isnan(pixels).sum())
+    counts = [f"{n} {kind}" for n, kind in ((nan, "NaN"), (int(bad.sum()) - nan, "infinite"))
+              if n]
+    raise MicrographError(f"float TIFF has non-finite pixels ({', '.join(counts)}); the "
+                          f"model needs finite values")
+  return pixels
+
+
+def read(path: str) -> Micrograph:
+  """Reads the micrograph at ``path``; MicrographError says why a file cannot be used."""
+  suffix = pathlib.Path(path).suffix.lower()
+  if suffix not in _FORMAT_OF_SUFFIX:
+    raise MicrographError(f"not a supported image type ({suffix or 'no suffix'}); supported: "
+                          f"{', '.join(sorted(_FORMAT_OF_SUFFIX))}")
+  try:
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    raise MicrographError(f"cannot read: {e.strerror or e}") from None
+  if not data:
+    raise MicrographError("empty file (0 bytes)")
+  fmt = _FORMAT_OF_SUFFIX[suffix]
+  if fmt == "tiff":
+    try:
+      with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        if len(tif.pages) > 1:
+          raise MicrographError(f"multi-page TIFF ({len(tif.pages)} pages); upscale takes one "
+                                f"image per file: save the pages as separate files")
+        if tif.pages[0].dtype is not None and tif.pages[0].dtype.kind == "f":
+          return Micrograph.of(_read_float_tiff(tif), fmt)
+    except MicrographError:
+      raise
+    except Exception as e:  # tifffile raises many types for bad bytes
+      raise MicrographError(f"not a readable TIFF file ({type(e).__name__}: {e})") from None
+  try:
+    return Micrograph.of(decode_image(data, path), fmt)
+  except ImageDecodeError as e:
+    raise MicrographError(f"not a readable {fmt.upper()} image ({e})") from None
+
+
+def _gray(pixels: np.ndarray) -> np.ndarray:
+  """HxWx1 BT.601 luma of RGB(A), gray(+alpha) kept; integer levels rounded as in training."""
+  if np.issubdtype(pixels.dtype, np.integer):
+    return to_gray(pixels)
+  return pixels[..., :1] if pixels.shape[-1] < 3 else pixels[..., :3].astype(np.float32) @ _LUMA[
+      :, None]
+
+
+def gray_levels(micrograph: Micrograph) -> np.ndarray:
+  """HxWx1 integer gray levels for databar detection (a float image min-max mapped to 8 bits)."""
+  gray = _gray(micrograph.pixels)
+  if np.issubdtype(gray.dtype, np.integer):
+    return gray
+  return np.round(to_unit(gray, micrograph.value_range) * 255).astype(np.uint8)
+
+
+def model_input(micrograph: Micrograph, channels: int) -> np.ndarray:
+  """(H, W, channels) float32 in [0, 1]: RGB(A) to BT.601 luma for 1 channel, gray replicated
+  for 3; alpha dropped."""
+  pixels = micrograph.pixels
+  pixels = _gray(pixels) if channels == 1 or pixels.shape[-1] < 3 else pixels[..., :3]
+  unit = to_unit(pixels, micrograph.value_range)
+  return np.repeat(unit, channels, axis=-1) if unit.shape[-1] != channels else unit
+
+
+def to_unit(pixels: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+  """Stored pixels -> float32 in [0, 1] (float images in float64 first: offsets can be large)."""
+  lo, hi = value_range
+  work = np.float64 if pixels.dtype.kind == "f" else np.float32
+  return ((pixels.astype(work) - lo) / ((hi - lo) or 1.0)).astype(np.float32)
+
+
+def output_channels(micrograph: Micrograph, channels: int) -> int:
+  """1 for a gray input or a 1-channel model, else 3."""
+  return 1 if channels == 1 or micrograph.pixels.shape[-1] < 3 else 3
+
+
+def from_unit(values: np.ndarray, dtype: np.dtype, value_range: tuple[float, float],
+              out_channels: int) -> np.ndarray:
+  """Model output in [0, 1] (n, w, C) -> stored pixels: clipped, gray by luma if 3 -> 1."""
+  values = np.clip(values, 0.0, 1.0)
+  if values.shape[-1] != out_channels:
+    values = values[..., :3] @ _LUMA[:, None]
+  lo, hi = value_range
+  if np.issubdtype(dtype, np.integer):
+    return np.floor(values * hi + 0.5).astype(dtype)
+  return (values.astype(np.float64) * (hi - lo) + lo).astype(dtype)
+
+
+def output_format(source: str, forced: str = "auto") -> tuple[str, str]:
+  """(format, suffix) of the output for input file ``source``: its family with its suffix
+  (BMP -> PNG), or ``forced`` png | tif."""
+  if forced in ("png", "tif"):
+    return ("png", ".png") if forced == "png" else ("tiff", ".tif")
+  suffix = pathlib.Path(source).suffix.lower()
+  fmt = _FORMAT_OF_SUFFIX.get(suffix, "png")
+  return ("png", ".png") if fmt == "bmp" else (fmt, suffix)
+
+
+def stored_dtype(micrograph: Micrograph, fmt: str) -> np.dtype:
+  """The output's pixel type: the input's, except 8-bit JPEG and float -> 16-bit PNG."""
+  dtype = micrograph.pixels.dtype
+  if fmt == "jpeg":
+    return np.dtype(np.uint8)
+  if fmt == "png" and dtype.kind == "f":
+    return np.dtype(np.uint16)
+  return dtype
+
+
+def encode(pixels: np.ndarray, fmt: str, file) -> None:
+  """Writes (H, W, 1 or 3) ``pixels`` to the open binary ``file`` as ``fmt``."""
+  image = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+  if fmt == "tiff":
+    tifffile.imwrite(file, image, photometric="minisblack" if image.ndim == 2 else "rgb")
+  elif fmt == "png":
+    import cv2  # writes 16-bit RGB PNGs, which Pillow cannot
+
+    ok, data = cv2.imencode(".png", image if image.ndim == 2 else image[..., ::-1])
+    if not ok:
+      raise MicrographError("PNG encoding failed")
+    file.write(data.tobytes())
+  elif fmt == "jpeg":
+    from PIL import Image
+
+    Image.fromarray(image).save(file, "JPEG", quality=JPEG_QUALITY)
+  else:
+    raise ValueError(f"cannot write format {fmt!r}")
+
+
+def write_atomic(path: str, write: Callable) -> None:
+  """Calls ``write(file)`` on a temporary file beside ``path``, then renames it to ``path``;
+  on any failure the temporary file is removed, so no partial output remains."""
+  folder, name = os.path.split(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+  os.close(fd)
+  try:
+    with open(tmp, "wb") as f:  # a named file object: tifffile needs a real name
+      write(f)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would have given
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise

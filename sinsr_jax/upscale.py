@@ -1,0 +1,226 @@
+"""Command line: apply a trained model to micrographs.
+
+    python -m sinsr_jax.upscale --run=runs/sinsr --out=upscaled micrographs/ extra.tif
+    python -m sinsr_jax.upscale --run=bicubic --scale=4 --out=upscaled 'micrographs/*.png'
+
+INPUTs are files, globs or folders (their image files; subfolders with --recursive). Each
+output is ``OUT/<stem>_x<scale>.<ext>``, in the input's pixel type and format family. A file
+that fails gets one ``error: <file>: <reason>`` line and the others are still processed. Exit
+status: 0 all upscaled, 1 any failed (or the run / output folder unusable), 2 bad flags.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Loading a run imports TensorFlow (through clu), which announces oneDNN on stderr even so; no
+# TensorFlow op runs here.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from absl import app, flags  # noqa: E402
+
+from sinsr_jax.cli import fail as _fail  # noqa: E402
+from sinsr_jax.cli import quiet_library_logs  # noqa: E402
+from sinsr_jax.errors import UserError  # noqa: E402
+from tfds_sem.sem_images import IMAGE_SUFFIXES, is_image_name  # noqa: E402
+
+_RUN = flags.DEFINE_string("run", None, "Training run folder (the newest checkpoint's EMA "
+                           "weights), or bicubic for the MATLAB-bicubic baseline (with --scale).")
+_SCALE = flags.DEFINE_integer("scale", None, "Factor for --run=bicubic: 2, 3 or 4 (a run has "
+                              "its own).")
+_OUT = flags.DEFINE_string("out", None, "Output folder (created if missing).")
+_TILE = flags.DEFINE_integer("tile", 128, "Tile side, LR pixels (one compile per image size).")
+_CONTEXT = flags.DEFINE_integer("context", 32, "Context LR pixels at interior tile edges, "
+                                "discarded (cover the model's receptive radius).")
+_BLEND = flags.DEFINE_integer("blend", 16, "LR pixels over which neighbouring tiles cross-fade.")
+_BATCH = flags.DEFINE_integer("batch", 1, "Tiles per model call (more: faster on accelerators, "
+                              "more memory).")
+_DATABAR = flags.DEFINE_enum("databar", "keep", ["keep", "crop", "none"],
+                             "The instrument's bottom databar: keep (bicubic-upscaled below the "
+                             "super-resolved image), crop (dropped), none (not detected: the "
+                             "whole frame goes through the model).")
+_FORMAT = flags.DEFINE_enum("format", "auto", ["auto", "png", "tif"],
+                            "Output format: auto (the input's family: TIFF, PNG, JPEG; BMP -> "
+                            "PNG), png or tif.")
+_RECURSIVE = flags.DEFINE_bool("recursive", False, "Folders: include their subfolders' images.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+_QUIET = flags.DEFINE_bool("quiet", False, "No progress bars (they show only on a terminal).")
+
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """Parses flags; a bad flag is one ``error:`` line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e), 2)
+
+
+def _is_image(path: str) -> bool:
+  return os.path.isfile(path) and is_image_name(path)
+
+
+def _folder_images(folder: str, recursive: bool) -> list[str]:
+  if recursive:
+    found = (os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
+  else:
+    found = (os.path.join(folder, name) for name in os.listdir(folder))
+  return sorted(p for p in found if _is_image(p))
+
+
+def expand_inputs(args: list[str], recursive: bool) -> tuple[list[str], list[str]]:
+  """(image files in order without repeats, one ``<input>: <reason>`` per unusable INPUT)."""
+  files, problems = [], []
+  where = " or its subfolders" if recursive else ""
+  for arg in args:
+    if os.path.isdir(arg):
+      found = _folder_images(arg, recursive)
+      if not found:
+        problems.append(f"{arg}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this "
+                        f"folder{where}")
+    elif os.path.isfile(arg):
+      found = [arg]  # named explicitly: read whatever it is and say why it does not work
+    elif any(c in arg for c in "*?["):
+      matches = sorted(glob.glob(arg, recursive=recursive))
+      found = [p for m in matches for p in (_folder_images(m, recursive) if os.path.isdir(m)
+                                             else [m] if _is_image(m) else [])]
+      if not found:
+        problems.append(f"{arg}: no image file matches" if not matches else
+                        f"{arg}: matches {len(matches)} paths but no image files")
+    else:
+      found = []
+      problems.append(f"{arg}: no such file or folder")
+    files += found
+  seen, unique = set(), []
+  for path in files:
+    key = os.path.realpath(path)
+    if key not in seen:
+      seen.add(key)
+      unique.append(path)
+  return unique, problems
+
+
+def _reason(error: Exception) -> str:
+  """One line: a UserError's message, an OSError's cause and path, else the exception."""
+  if isinstance(error, UserError):
+    return str(error)
+  if isinstance(error, OSError) and error.strerror:
+    return f"{error.strerror}" + (f": {error.filename}" if error.filename else "")
+  return f"{type(error).__name__}: {error}"  # a bug or an exhausted resource
+
+
+def _check_out_dir(out: str) -> None:
+  """Creates ``out`` and proves it writable, or ends the batch before any work."""
+  try:
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out):
+      pass
+  except OSError as e:
+    _fail(f"output folder {out} is not writable: {e.strerror or e}")
+
+
+def _load_model(run_arg: str, scale: int | None):
+  """(label, upscaling.Model) of --run, or a one-line error."""
+  import ml_collections
+
+  from sinsr_jax import runs, upscaling
+
+  if run_arg == "bicubic":
+    config = ml_collections.ConfigDict({"data": {"scale": scale}, "model": {"channels": 1}})
+    run = runs.bicubic(config)
+  else:
+    run = runs.load(os.path.expanduser(run_arg))
+    if scale is not None and scale != run.scale:
+      _fail(f"--scale={scale} differs from the run's scale x{run.scale}; --scale is for "
+            f"--run=bicubic only", 2)
+  sr_fn = run.sr_fn()
+  return run.label, upscaling.Model(sr_fn, run.scale, run.channels,
+                                    upscaling.size_multiple(sr_fn, run.channels))
+
+
+def _settings():
+  from sinsr_jax import tiling, upscaling
+
+  settings = upscaling.Settings(tile=_TILE.value, context=_CONTEXT.value, blend=_BLEND.value,
+                                batch=_BATCH.value, databar=_DATABAR.value,
+                                format=_FORMAT.value)
+  try:
+    tiling.check_settings(settings.tile, settings.context, settings.blend)
+  except ValueError as e:
+    _fail(f"--tile/--context/--blend: {e}", 2)
+  if settings.batch < 1:
+    _fail(f"--batch must be >= 1, got {settings.batch}", 2)
+  return settings
+
+
+def _upscale_all(files: list[str], model, settings, out_dir: str, show: bool) -> int:
+  """Upscales every file, one ``error:`` line per failure; returns the number that failed."""
+  from tqdm import tqdm
+
+  from sinsr_jax import upscaling
+
+  files_bar = tqdm(total=len(files), unit="file", disable=not show, dynamic_ncols=True)
+  tiles_bar = tqdm(unit="tile", position=1, leave=False, disable=not show, dynamic_ncols=True)
+  claimed: dict[str, str] = {}  # output path -> the input it is for
+  failed = 0
+  for source in files:
+    dest = upscaling.output_path(source, out_dir, model.scale, settings.format)
+    try:
+      if claimed.setdefault(dest, source) != source:
+        raise UserError(f"its output {dest} is {claimed[dest]}'s too; upscale one of them into "
+                        f"another --out folder")
+      if os.path.exists(dest) and not _OVERWRITE.value:
+        raise UserError(f"{dest} exists; pass --overwrite to replace it")
+      files_bar.set_postfix_str(os.path.basename(source))
+      upscaling.upscale_file(source, dest, model, settings, progress=tiles_bar)
+    except Exception as e:  # each file's failure is its line; the rest go on
+      failed += 1
+      tqdm.write(f"error: {source}: {_reason(e)}", file=sys.stderr)
+    files_bar.update(1)
+  tiles_bar.close()
+  files_bar.close()
+  return failed
+
+
+def main(argv: list[str]) -> None:
+  quiet_library_logs()
+  inputs = [os.path.expanduser(arg) for arg in argv[1:]]
+  if _RUN.value is None:
+    _fail("--run is required: a training run folder, or bicubic with --scale", 2)
+  if _OUT.value is None:
+    _fail("--out is required: the folder for the upscaled images", 2)
+  if not inputs:
+    _fail("no INPUT given: name image files, globs or folders", 2)
+  if _RUN.value == "bicubic" and _SCALE.value not in (2, 3, 4):
+    _fail(f"--run=bicubic needs --scale=2, 3 or 4 (got {_SCALE.value})", 2)
+  settings = _settings()
+  start = time.perf_counter()
+  out_dir = os.path.expanduser(_OUT.value)
+  files, problems = expand_inputs(inputs, _RECURSIVE.value)
+  for problem in problems:
+    print(f"error: {problem}", file=sys.stderr)
+  failed, target = len(problems), ""
+  if files:
+    _check_out_dir(out_dir)
+    try:
+      label, model = _load_model(_RUN.value, _SCALE.value)
+    except UserError as e:
+      _fail(str(e))
+    if settings.tile % model.multiple:
+      _fail(f"--tile={settings.tile} must be a multiple of {model.multiple} for {label} "
+            f"x{model.scale}", 2)
+    failed += _upscale_all(files, model, settings, out_dir,
+                           show=not _QUIET.value and sys.stderr.isatty())
+    target = f" ({label} x{model.scale} -> {out_dir})"
+  done = len(files) - (failed - len(problems))
+  print(f"{done} upscaled, {failed} failed in {time.perf_counter() - start:.1f} s{target}")
+  sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=parse_flags)
