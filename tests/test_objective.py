@@ -81,7 +81,8 @@ def test_gan_steps_log_every_term_and_its_scheduled_weight(tmp_path):
   for i, batch in enumerate(_batches(3)):
     state, metrics = (pretrain if i == 0 else gan)(state, parallel.shard_batch(batch, mesh))
     logged.append(jax.device_get(metrics))
-  assert set(logged[0]) == {"g_loss", "loss/pixel", "weight/pixel"}
+  assert set(logged[0]) == {"g_loss", "loss/pixel", "weight/pixel", "nonfinite"}
+  assert all(m["nonfinite"] == 0.0 for m in logged)  # finite updates, none skipped
   raw = objective.raw_weights(config.loss)
   expected_terms = {"adversarial", "gradient", "second_order", "ssim", "auxiliary", "tv"}
   for metrics, progress in ((logged[1], 0.0), (logged[2], 1.0)):  # GAN steps 2 and 3 of 3

@@ -301,7 +301,8 @@ def _jpeg_bytes(height, width) -> bytes:
   return buffer.getvalue()
 
 
-def test_cli_reports_each_bad_input_once_and_upscales_the_rest(tmp_path):
+def test_cli_reports_each_bad_input_once_and_upscales_the_rest(tmp_path, ledger):
+  ledger.tried("micrograph", 8)
   src = tmp_path / "in"
   src.mkdir()
   Image.fromarray(np.round(_smooth(20, 30) * 255).astype(np.uint8)).save(src / "good.png")
@@ -351,7 +352,8 @@ def test_cli_reports_each_bad_input_once_and_upscales_the_rest(tmp_path):
   assert replaced.stdout.startswith("1 upscaled, 0 failed")  # the repeat is upscaled once
 
 
-def test_cli_unwritable_output_folder_and_bad_flags_stop_up_front(tmp_path):
+def test_cli_unwritable_output_folder_and_bad_flags_stop_up_front(tmp_path, ledger):
+  ledger.tried("upscale output folder / flags")
   Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "a.png")
   (tmp_path / "file").write_text("")
   result = _upscale("--run=bicubic", "--scale=2", "--out=file/sub", "a.png", cwd=tmp_path)
