@@ -31,12 +31,14 @@ def save(manager: ocp.CheckpointManager, step: int, state, data_iterator) -> Non
       data=grain.checkpoint.CheckpointSave(data_iterator)))
 
 
-def restore_latest(manager: ocp.CheckpointManager, state_template, data_iterator=None):
-  """Restores the newest checkpoint into the template's structure and shardings, or None.
+def restore_latest(manager: ocp.CheckpointManager, state_template, data_iterator=None,
+                   step: int | None = None):
+  """Restores the newest checkpoint (or the one of ``step``) into the template's structure and
+  shardings, or None when there is none.
 
   The data iterator, when given, is set to the saved position in place.
   """
-  step = manager.latest_step()
+  step = manager.latest_step() if step is None else step
   if step is None:
     return None
   check_compatible(manager, step, state_template)

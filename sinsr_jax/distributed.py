@@ -27,5 +27,14 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
   except ValueError as e:  # nothing to detect, and no explicit cluster
     raise UserError(f"cannot join a multi-process run: {e}") from None
+  if jax.process_count() > 1 and jax.default_backend() == "cpu" and (
+      jax.config.jax_compilation_cache_dir and jax.config.jax_enable_compilation_cache):
+    # CPU executables read back from the persistent cache can number their gloo communicators
+    # apart from freshly compiled ones on the other processes: the run then hangs in its first
+    # collective ("Gloo context initialization failed ... GetKeyValue() timed out").
+    logging.warning("Multi-process CPU run: the persistent compilation cache (%s) is turned off; "
+                    "its executables can hang gloo collectives.",
+                    jax.config.jax_compilation_cache_dir)
+    jax.config.update("jax_enable_compilation_cache", False)
   logging.info("Process %d of %d, %d local / %d global devices.", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())

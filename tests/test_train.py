@@ -10,13 +10,13 @@ from conftest import tiny_config
 from sinsr_jax import checkpointing, parallel, train
 
 
-def _final_state(config, workdir):
+def _final_state(config, workdir, step=None):
   mesh = parallel.make_mesh()
   g_model, d_models = train.build_models(config)
   g_tx, d_tx = train.build_optimizers(config.optim)
   template = train.initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
   manager = checkpointing.make_manager(workdir, 3)
-  return jax.device_get(checkpointing.restore_latest(manager, template))
+  return jax.device_get(checkpointing.restore_latest(manager, template, step=step))
 
 
 def test_stopped_and_resumed_run_equals_uninterrupted_run(tiny_data_dir, tmp_path):
