@@ -77,3 +77,69 @@ def test_upscale_benchmark_runs_one_process_per_image(tmp_path):
     assert r["wall_s"] > 0 and r["out_mp_per_s"] > 0 and 0 < r["peak_rss_gb"] < 3
   assert saved["runs"][1]["out_megapixels"] == 4 * saved["runs"][0]["out_megapixels"]
   assert "| LR frame | tiles |" in result.stdout
+
+
+def _run_benchmark(*args, timeout=900):
+  return subprocess.run([sys.executable, *args], cwd=REPO,
+                        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+def test_conv_stack_benchmark_compares_xla_variants_with_torch(tmp_path):
+  pytest.importorskip("torch", reason="the reference needs CPU torch (pip install -e .[torch])")
+  out = tmp_path / "conv.json"
+  result = _run_benchmark("benchmarks/conv_stack.py", "--tiny", "--variants=default,torch_eager",
+                          f"--out={out}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = json.loads(out.read_text())
+  for name in ("default", "torch_eager"):
+    assert saved["variants"][name]["step_s"] > 0, saved["variants"][name]
+  assert saved["variants"]["default"]["speed_vs_torch"] > 0
+  assert "| default |" in result.stdout and "vs best torch" in result.stdout
+
+
+def test_train_step_benchmark_runs_jax_and_torch_side_by_side(tmp_path):
+  pytest.importorskip("torch", reason="the reference needs CPU torch (pip install -e .[torch])")
+  out = tmp_path / "steps.json"
+  result = _run_benchmark("benchmarks/train_step.py", "--tiny", "--models=esrgan",
+                          "--torch=eager", "--steps=1", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  (row,) = json.loads(out.read_text())["rows"]
+  # The same architecture on both sides: equal generator parameter counts.
+  assert row["jax"]["g_params"] == row["torch_eager"]["g_params"] > 0
+  assert row["jax_over_torch_eager"] > 0
+  assert "JAX / torch eager" in result.stdout
+
+
+def test_torch_reference_models_match_the_jax_parameter_counts():
+  pytest.importorskip("torch", reason="the reference needs CPU torch (pip install -e .[torch])")
+  import jax
+  import jax.numpy as jnp
+
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  import train_step
+
+  from sinsr_jax import train
+
+  count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))  # noqa: E731
+  for model in ("sinsr", "esrgan"):
+    config = train_step.load_config(model, "paper", train_step._parse([]))
+    g, ds = train.build_models(config)
+    p, s, c = config.data.patch_size, config.data.scale, config.model.channels
+    lr, hr = jnp.zeros((1, p // s, p // s, c)), jnp.zeros((1, p, p, c))
+    g_params = jax.eval_shape(g.init, jax.random.key(0), lr)["params"]
+    d_params = jax.eval_shape(ds["image"].init, jax.random.key(0), lr, hr)["params"]
+    torch_g, torch_d = train_step.torch_models(model, config)
+    assert count(g_params) == sum(p.numel() for p in torch_g.parameters()), model
+    assert count(d_params) == sum(p.numel() for p in torch_d.parameters()), model
+
+
+def test_inference_benchmark_runs_jax_and_torch_side_by_side(tmp_path):
+  pytest.importorskip("torch", reason="the reference needs CPU torch (pip install -e .[torch])")
+  out = tmp_path / "inference.json"
+  result = _run_benchmark("benchmarks/inference.py", "--tiny", "--models=sinsr",
+                          "--widths=quick", "--torch=eager", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  (row,) = json.loads(out.read_text())["rows"]
+  assert row["output_mpix"] == pytest.approx((16 * 4) ** 2 / 1e6)
+  assert row["jax"]["mpix_per_s"] > 0 and row["jax_over_torch_eager"] > 0

@@ -1,0 +1,27 @@
+"""XLA CPU settings the package applies before JAX starts its backend (benchmarks/RESULTS.md).
+
+jaxlib 0.10's XLA hands 3x3 convolutions to YNNPACK by default; on x86 CPUs those run at about
+half the speed of XLA's own (Eigen) convolutions: a residual conv stack measured 126 -> 72 ms
+forward and 611 -> 314 ms forward+backward with YNNPACK fusions off
+(``python benchmarks/conv_stack.py``). A flag the user already put in ``XLA_FLAGS`` wins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+DEFAULTS = {"xla_cpu_experimental_ynn_fusion_type": ""}  # "": no YNNPACK fusions
+
+
+def apply(environ: MutableMapping[str, str] = os.environ) -> str:
+  """Adds the defaults missing from ``environ["XLA_FLAGS"]``; returns the resulting flags.
+
+  Effective only before the process's first JAX computation (XLA reads the flags once).
+  """
+  flags = environ.get("XLA_FLAGS", "")
+  for name, value in DEFAULTS.items():
+    if f"--{name}=" not in flags:
+      flags = f"{flags} --{name}={value}".strip()
+  environ["XLA_FLAGS"] = flags
+  return flags
