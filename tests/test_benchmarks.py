@@ -80,9 +80,11 @@ def test_upscale_benchmark_runs_one_process_per_image(tmp_path):
 
 
 def _run_benchmark(*args, timeout=900):
+  # One CPU device, as a user's machine has (the suite simulates 4).
+  flags = os.environ.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=4", "")
   return subprocess.run([sys.executable, *args], cwd=REPO,
-                        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                        text=True, timeout=timeout)
+                        env={**os.environ, "PYTHONPATH": str(REPO), "XLA_FLAGS": flags},
+                        capture_output=True, text=True, timeout=timeout)
 
 
 def test_conv_stack_benchmark_compares_xla_variants_with_torch(tmp_path):

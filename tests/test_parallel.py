@@ -41,7 +41,10 @@ def test_four_devices_match_one_device(tmp_path, generator, discriminator):
   four, four_metrics = _run(config, jax.devices(), batches)
   assert int(one.step) == int(four.step) == 3
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # 1 and 4 devices sum their convolutions' batches in different orders. Adam divides each
+    # gradient by its own running size, so a parameter whose gradient is near zero can move by a
+    # few 1e-5 apart after 3 steps (measured 2.6e-5 at most); everything else agrees to 1e-4.
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
   for a, b in zip(one_metrics, four_metrics, strict=True):
     assert a.keys() == b.keys()
     for k in a:
