@@ -14,9 +14,7 @@ Writes benchmarks/inference.json (or --out).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -108,13 +106,7 @@ def main(argv=None) -> dict:
     for m in modes:
       cells += [f"{row[f'torch_{m}']['mpix_per_s']:.3f}", f"{row[f'jax_over_torch_{m}']:.2f}x"]
     print("| " + " | ".join(cells) + " |")
-  result = {"machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
-                        "platform": platform.platform(), "device": str(jax.devices()[0]),
-                        "xla_flags": os.environ.get("XLA_FLAGS", "")},
-            "command": " ".join(["python", *sys.argv]), "rows": rows}
-  with open(a.out, "w") as f:
-    json.dump(result, f, indent=1)
-  return result
+  return train_step.save_rows(rows, a.out)
 
 
 if __name__ == "__main__":

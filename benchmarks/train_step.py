@@ -178,11 +178,16 @@ def main(argv=None) -> dict:
       row[f"jax_over_torch_{m}"] = rate(row["jax"]) / rate(r)
       cells += [f"{rate(r):.2f}", f"{row[f'jax_over_torch_{m}']:.2f}x"]
     print("| " + " | ".join(cells) + " |")
+  return save_rows(rows, a.out)
+
+
+def save_rows(rows: list, out: str) -> dict:
+  """Writes the rows with the machine, the XLA flags and the command line; returns it all."""
   result = {"machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
                         "platform": platform.platform(), "device": str(jax.devices()[0]),
                         "xla_flags": os.environ.get("XLA_FLAGS", "")},
             "command": " ".join(["python", *sys.argv]), "rows": rows}
-  with open(a.out, "w") as f:
+  with open(out, "w") as f:
     json.dump(result, f, indent=1)
   return result
 
