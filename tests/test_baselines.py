@@ -23,7 +23,7 @@ TINY = {
                                     "--config.discriminator.width=4",
                                     "--config.discriminator.stage_widths=(8,8,16,16)"],
     "configs/sinsr.py": ["--config.model.stem_width=8", "--config.model.width=8",
-                         "--config.model.growth=4", "--config.model.gradient_branch=True",
+                         "--config.model.growth=4",  # the gradient branch: test_zoo
                          "--config.discriminator.width=4",
                          "--config.discriminator.stage_widths=(8,8,16,16)",
                          "--config.loss.weights.second_order=0.1", "--config.loss.weights.tv=0.01",

@@ -99,14 +99,20 @@ def test_sweep_grids_emit_one_command_per_run():
 
 
 def test_sweep_runs_records_provenance_and_gathers_a_table(tiny_data_dir, tmp_path):
-  sets = [f"--set={f[len('--config.'):]}" for f in _tiny_flags(tiny_data_dir)[1:]]
-  done = _launch("sweep.py", "ablations", "--variants=quick", f"--root={tmp_path}",
-                 "--only=full", *sets, "--evaluate", "--split=validation", timeout=900)
+  # bicubic: the sweep's run-and-gather path without a training to wait for (the study's
+  # trainings: tests/test_study.py).
+  sets = [f"--set={f[len('--config.'):]}" for f in _tiny_flags(tiny_data_dir)[1:]
+          if f.startswith("--config.data.")]
+  done = _launch("sweep.py", "study", "--variants=quick", f"--root={tmp_path}",
+                 "--only=bicubic", *sets, "--evaluate", "--split=validation", timeout=900)
   assert done.returncode == 0, done.stderr[-3000:]
-  assert "[1/1] full done" in done.stdout
-  info = json.loads((tmp_path / "full" / "run_info.json").read_text())
+  assert "[1/1] bicubic done" in done.stdout
+  info = json.loads((tmp_path / "bicubic" / "run_info.json").read_text())
   assert info["seed"] == 0 and len(info["git_commit"]) >= 7
   assert info["versions"]["jax"] and len(info["starts"]) == 1
-  assert json.loads((tmp_path / "full" / "config.json").read_text())["ablation"] == "full"
-  table = (tmp_path / "evaluation" / "results.md").read_text()
-  assert "| bicubic |" in table and "| sinsr full |" in table
+  assert json.loads((tmp_path / "bicubic" / "config.json").read_text())["model"]["name"] == (
+      "bicubic")
+  assert "| bicubic |" in (tmp_path / "evaluation" / "results.md").read_text()
+  results = json.loads((tmp_path / "evaluation" / "results.json").read_text())
+  assert results["runs"]["bicubic"]["workdir"] == str(tmp_path / "bicubic")  # the run is the
+  assert list(results["params"]) == ["bicubic"]  # reference: scored once
