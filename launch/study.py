@@ -92,7 +92,24 @@ def with_data(variants: str, data: str, path: str) -> str:
   return ",".join(filter(None, [variants, *extra]))
 
 
-def runs(a) -> dict[str, list[str]]:
+def applicable_sets(spec: str, sets: list[str]) -> tuple[list[str], list[str]]:
+  """--set values split into those the run's config has and those it lacks (bicubic: no
+  model.width), so that one --set list can shrink every model of the grid."""
+  config = load_config(spec)
+  has, lacks = [], []
+  for item in sets:
+    node, keys = config, item.split("=", 1)[0].split(".")
+    for key in keys:
+      if not hasattr(node, "keys") or key not in node:
+        lacks.append(item.split("=", 1)[0])
+        break
+      node = node[key]
+    else:
+      has.append(item)
+  return has, lacks
+
+
+def runs(a, quiet: bool = True) -> dict[str, list[str]]:
   """{run name: argv of its training}: the study grid, then the ablations not shared with it."""
   variants, default_steps = BUDGETS[a.budget]
   variants = with_data(variants, a.data, a.path)
@@ -103,16 +120,23 @@ def runs(a) -> dict[str, list[str]]:
   unknown = sorted(set(only) - set(specs))
   if unknown:
     raise SystemExit(f"error: {', '.join(unknown)} not in the study; valid: {', '.join(specs)}")
-  out = {}
+  out, lacking = {}, []
   for name, spec in specs.items():
     if only and name not in only:
       continue
     full_spec = sweep.with_variants(spec, variants)
     if name in sweep.ablations.ABLATIONS and same_as_full(full_spec, variants):
       continue  # e.g. no_perceptual where the term is off already (quick): nothing to remove
-    sets = [*budget_overrides(full_spec, steps), *a.set]
+    applicable, skipped = applicable_sets(full_spec, a.set)
+    lacking.append(set(skipped))
+    if skipped and not quiet:
+      _say(f"{name}: --set {', '.join(skipped)} left out (not in its config)")
+    sets = [*budget_overrides(full_spec, steps), *applicable]
     out[name] = [sys.executable, "-m", "sinsr_jax.main", f"--config={full_spec}",
                  f"--workdir={a.root}/runs/{name}", *[f"--config.{s}" for s in sets]]
+  unknown = set.intersection(*lacking) if lacking else set()
+  if unknown:
+    raise SystemExit(f"error: --set {', '.join(sorted(unknown))}: no run's config has it")
   return out
 
 
@@ -157,7 +181,7 @@ def prepare(a) -> int:
 
 
 def train(a) -> int:
-  todo = runs(a)
+  todo = runs(a, quiet=a.emit)
   if a.emit:
     for argv in todo.values():
       print(shlex.join(["python", *argv[1:]]))
@@ -211,6 +235,11 @@ def evaluations(a) -> dict[str, list[str]]:
 
 def evaluate(a) -> int:
   jobs = evaluations(a)
+  missing = [n for n in runs(a) if not (REPO / a.root / "runs" / n / "metrics.json").exists()]
+  if missing and not a.emit:
+    print(f"error: not trained yet under {a.root}/runs: {', '.join(missing)}; run the train "
+          "stage first (or leave them out with --only)", file=sys.stderr)
+    return 2
   if a.emit:
     for argv in jobs.values():
       print(shlex.join(["python", *argv[1:]]))
@@ -270,6 +299,11 @@ def _commit() -> str:
   return "unknown"
 
 
+def _short(commit: str) -> str:
+  sha, _, dirty = commit.partition("+")
+  return sha[:7] + (f"+{dirty}" if dirty else "")
+
+
 def report(a) -> int:
   """Tables, small figures and a summary (commands, commit, verdict) into --out."""
   root, out = REPO / a.root, REPO / (a.out or f"docs/results/{a.budget}")
@@ -280,8 +314,11 @@ def report(a) -> int:
     return 2
   out.mkdir(parents=True, exist_ok=True)
   commands = [f"python launch/study.py {stage} {a.cli}" for stage in STAGES]
+  trained = sorted({_short(json.loads(info.read_text())["git_commit"])
+                    for info in (root / "runs").glob("*/run_info.json")})
   summary = [f"# The study at budget `{a.budget}`", "",
-             f"Produced by commit {_commit()} on {datetime.date.today().isoformat()} with:", "",
+             f"Trained at commit {', '.join(trained) or 'unknown'} (each run's run_info.json), "
+             f"reported at {_commit()} on {datetime.date.today().isoformat()}, with:", "",
              "```bash", *commands, "```", ""]
   for grid in grids:
     src = root / "evaluation" / grid

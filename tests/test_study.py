@@ -122,7 +122,20 @@ def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_p
 
 @pytest.mark.parametrize("stage", ["evaluate", "report"])
 def test_later_stages_say_what_is_missing(stage, tmp_path):
-  done = _launch(stage == "report" and "study.py" or "study.py", stage, "--budget=smoke",
-                 f"--root={tmp_path}", "--only=bicubic", f"--out={tmp_path}/r", timeout=120)
-  assert done.returncode != 0
-  assert ("run the evaluate stage first" if stage == "report" else "") in done.stderr
+  done = _launch("study.py", stage, "--budget=smoke", f"--root={tmp_path}", "--only=bicubic,vdsr",
+                 f"--out={tmp_path}/report", timeout=120)
+  assert done.returncode == 2
+  assert done.stderr.strip().splitlines()[-1] == {
+      "evaluate": f"error: not trained yet under {tmp_path}/runs: bicubic, vdsr; run the train "
+                  "stage first (or leave them out with --only)",
+      "report": f"error: no evaluation under {tmp_path}/evaluation; run the evaluate stage "
+                "first"}[stage]
+  assert not (tmp_path / "report").exists()
+
+
+def test_one_set_list_shrinks_every_model_and_a_typo_is_refused():
+  runs = study.runs(_args("--only=bicubic,vdsr", "--set=model.depth=4"))
+  assert runs["vdsr"][-1] == "--config.model.depth=4"
+  assert not any("model.depth" in x for x in runs["bicubic"])  # bicubic has no depth
+  with pytest.raises(SystemExit, match="train.num_stepz: no run's config has it"):
+    study.runs(_args("--set=train.num_stepz=4"))
