@@ -252,30 +252,38 @@ def evaluate(a) -> int:
   return 0
 
 
-def verdict(results: dict, model: str = "sinsr") -> list[str]:
-  """Where ``model`` wins and where it does not, per metric, from evaluate's results.json."""
+def verdict(results: dict, family: str = "sinsr", only: str = "") -> list[str]:
+  """Per metric: the best SINSR run (or the run ``only``) against the best baseline, from
+  evaluate's results.json.
+
+  Every model scores the same images, so the two are compared image by image: the mean of the
+  per-image differences with its 95% confidence interval (Student t). An interval holding 0 is a
+  tie. ms/image is left out."""
   from sinsr_jax import report as tables
 
   rows = {r["model"]: r for r in results["rows"] if r["class"] == "all"}
-  if model not in rows:
-    return []
+  per_image = results.get("per_image", {})
   lines = []
   for metric in tables.METRICS:
     scored = {m: r[metric.key] for m, r in rows.items() if r.get(metric.key) is not None}
-    if metric.key == "time_ms" or model not in scored or len(scored) < 2:
+    ours = {m: v for m, v in scored.items() if m.startswith(family) and m == (only or m)}
+    theirs = {m: v for m, v in scored.items() if not m.startswith(family)}
+    if metric.key == "time_ms" or not ours or not theirs:
       continue
-    order = sorted(scored, key=scored.get, reverse=metric.better == "higher")
-    rank = order.index(model) + 1
-    rival = order[1] if rank == 1 else order[0]
-    ci = rows[model].get(f"{metric.key}_ci95")
-    tie = ", within SINSR's 95% CI" if ci is not None and abs(
-        scored[model] - scored[rival]) <= ci else ""
-    if rank == 1:
-      lines.append(f"- {metric.title}: **SINSR best** ({scored[model]:.4g}; next {rival} "
-                   f"{scored[rival]:.4g}{tie})")
+    pick = max if metric.better == "higher" else min
+    us, them = pick(ours, key=ours.get), pick(theirs, key=theirs.get)
+    gap, half = tables.mean_ci95(
+        [a[metric.key] - b[metric.key] for a, b in zip(per_image.get(us, []),
+                                                      per_image.get(them, []), strict=False)
+         if a.get(metric.key) is not None and b.get(metric.key) is not None])
+    if not half == half:  # nan: too few paired images to tell
+      outcome, detail = "undecided", ""
     else:
-      lines.append(f"- {metric.title}: SINSR ranks {rank} of {len(order)} ({scored[model]:.4g};"
-                   f" best {rival} {scored[rival]:.4g}{tie})")
+      outcome = ("tie" if abs(gap) <= half else "**SINSR ahead**"
+                 if (gap > 0) == (metric.better == "higher") else "**baseline ahead**")
+      detail = f"; paired difference {gap:+.4g} ± {half:.2g}"
+    lines.append(f"- {metric.title}: {outcome} — {us} {scored[us]:.4g}, best baseline {them} "
+                 f"{scored[them]:.4g}{detail}")
   return lines
 
 
@@ -344,8 +352,11 @@ def report(a) -> int:
       summary += [f"Not trained: {', '.join(unchanged)} (the term's weight is 0 in these "
                   "configs already, so the run would equal full)", ""] if unchanged else []
     if grid == "study":
-      summary += ["Where SINSR stands, metric by metric (means over the images; ties within "
-                  "SINSR's 95% CI are marked):", "", *verdict(results), ""]
+      summary += ["Where SINSR stands, metric by metric: the best SINSR run against the best "
+                  "baseline, compared on the same images (mean per-image difference ± the "
+                  "half-width of its 95% confidence interval; an interval holding 0 is a tie):",
+                  "", *verdict(results), "", "SINSR without the gradient branch (`sinsr`), "
+                  "the same way:", "", *verdict(results, only="sinsr"), ""]
   (out / "SUMMARY.md").write_text("\n".join(summary))
   _say(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}: SUMMARY.md, "
        + ", ".join(f"{g}/" for g in grids))

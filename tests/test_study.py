@@ -65,21 +65,33 @@ def test_evaluations_label_the_ablations_and_unknown_runs_are_refused():
   assert bad.returncode != 0 and "nope not in the study" in bad.stderr
 
 
-def test_verdict_names_wins_losses_and_ties():
-  def row(model, psnr, ci, gmsd):
-    return {"model": model, "class": "all", "psnr_db": psnr, "psnr_db_ci95": ci, "gmsd": gmsd,
-            "gmsd_ci95": 0.001, "time_ms": 1.0}
+def test_verdict_compares_the_best_sinsr_run_and_the_best_baseline_image_by_image():
+  import numpy as np
 
-  results = {"rows": [row("bicubic", 23.0, 1.0, 0.15), row("sinsr", 29.0, 0.5, 0.06),
-                      row("esrgan", 29.2, 0.1, 0.04),
-                      {**row("sinsr", 1.0, 1.0, 1.0), "class": "porous"}]}
+  rng = np.random.default_rng(0)
+  base = rng.uniform(20, 35, 30)  # image difficulty varies far more than the models differ
+
+  def model(name, psnr_offset, gmsd):
+    images = [{"psnr_db": p + psnr_offset, "gmsd": gmsd} for p in base]
+    return name, images, {"model": name, "class": "all", "psnr_db": float(np.mean(base)) +
+                          psnr_offset, "gmsd": gmsd, "time_ms": 1.0}
+
+  models = [model("bicubic", -5.0, 0.15), model("sinsr", 0.3, 0.06),
+            model("sinsr_gradient_branch", 0.1, 0.07), model("esrgan", 0.0, 0.04)]
+  results = {"rows": [m[2] for m in models], "per_image": {m[0]: m[1] for m in models}}
   lines = study.verdict(results)
-  assert lines[0] == ("- PSNR (dB): SINSR ranks 2 of 3 (29; best esrgan 29.2, within SINSR's "
-                      "95% CI)")
-  assert lines[1] == "- GMSD: SINSR ranks 2 of 3 (0.06; best esrgan 0.04)"
-  results["rows"][2]["psnr_db"] = 28.0
-  assert study.verdict(results)[0] == "- PSNR (dB): **SINSR best** (29; next esrgan 28)"
-  assert len(lines) == 2  # no SSIM in the rows, and time is not a verdict
+  # +0.3 dB on every image: far inside the spread of the images, but paired, a clear win.
+  assert lines[0].startswith("- PSNR (dB): **SINSR ahead** — sinsr ")
+  assert "best baseline esrgan" in lines[0] and "paired difference +0.3 ± " in lines[0]
+  assert lines[1].startswith("- GMSD: **baseline ahead** — sinsr 0.06, best baseline esrgan 0.04")
+  only = study.verdict(results, only="sinsr_gradient_branch")
+  assert only[0].startswith("- PSNR (dB): **SINSR ahead** — sinsr_gradient_branch 2")
+  noisy = rng.normal(0, 1, 30)  # sinsr = esrgan + noise: a tie
+  results["per_image"]["sinsr"] = [{"psnr_db": p + n, "gmsd": 0.06}
+                                   for p, n in zip(base, noisy - noisy.mean() + 0.05, strict=True)]
+  assert study.verdict(results)[0].startswith("- PSNR (dB): tie — sinsr")
+  del results["rows"][3], results["rows"][0]
+  assert study.verdict(results) == []  # no baseline to compare with
 
 
 def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_path):
