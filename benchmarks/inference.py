@@ -97,8 +97,8 @@ def main(argv=None) -> dict:
       print(f"{model} {row['width']}: {row}", file=sys.stderr, flush=True)
       rows.append(row)
   print(f"\nGenerator inference, {os.cpu_count()} CPUs, {jax.devices()[0].device_kind}\n")
-  print("| model | width | batch x LR tile | JAX MP/s | JAX compile s | "
-        + " | ".join(f"torch {m} MP/s | JAX / torch {m}" for m in modes) + " |")
+  print("| " + " | ".join(["model", "width", "batch x LR tile", "JAX MP/s", "JAX compile s",
+                           *[f"torch {m} MP/s | JAX / torch {m}" for m in modes]]) + " |")
   print("|---|---|---|---|---|" + "---|---|" * len(modes))
   for row in rows:
     cells = [row["model"], row["width"], f"{row['batch']} x {row['lr_size']}",

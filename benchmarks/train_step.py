@@ -164,8 +164,9 @@ def main(argv=None) -> dict:
               flush=True)
       rows.append(row)
   print(f"\nGAN step (G+D), {os.cpu_count()} CPUs, {jax.devices()[0].device_kind}\n")
-  print("| model | width | batch x patch | JAX patches/s | JAX compile s | "
-        + " | ".join(f"torch {m} patches/s | JAX / torch {m}" for m in torch_modes) + " |")
+  print("| " + " | ".join(["model", "width", "batch x patch", "JAX patches/s", "JAX compile s",
+                           *[f"torch {m} patches/s | JAX / torch {m}" for m in torch_modes]])
+        + " |")
   print("|---|---|---|---|---|" + "---|---|" * len(torch_modes))
   for row in rows:
     rate = lambda r, batch=row["batch"]: batch / r["step_s"]  # noqa: E731
