@@ -65,11 +65,10 @@ def load_config(spec: str):
   return module.get_config(arg or None)
 
 
-def budget_overrides(spec: str, steps: int) -> list[str]:
+def budget_overrides(train, steps: int) -> list[str]:
   """num_steps = steps, pretrain_steps in the config's own proportion (pixel-only stays so)."""
   if not steps:
     return []
-  train = load_config(spec).train
   pretrain = steps if train.pretrain_steps >= train.num_steps else round(
       steps * train.pretrain_steps / train.num_steps)
   every = max(steps // 2, 1)
@@ -78,12 +77,16 @@ def budget_overrides(spec: str, steps: int) -> list[str]:
           f"train.image_every={steps}", f"train.log_every={max(steps // 12, 1)}"]
 
 
-def same_as_full(ablation_spec: str, variants: str) -> bool:
-  """The ablation leaves SINSR's config unchanged (its term's weight is 0 there already)."""
-  ablated = load_config(ablation_spec).to_dict()
+def unchanged_ablations(variants: str) -> list[str]:
+  """Ablations that leave SINSR's config as it is (their term's weight is 0 there already)."""
   full = load_config(sweep.with_variants("configs/sinsr.py", variants)).to_dict()
-  ablated.pop("ablation", None)
-  return ablated == full
+  out = []
+  for name, spec in sweep.grid("ablations").items():
+    ablated = load_config(sweep.with_variants(spec, variants)).to_dict()
+    ablated.pop("ablation", None)
+    if name not in SHARED and ablated == full:
+      out.append(name)
+  return out
 
 
 def with_data(variants: str, data: str, path: str) -> str:
@@ -92,10 +95,9 @@ def with_data(variants: str, data: str, path: str) -> str:
   return ",".join(filter(None, [variants, *extra]))
 
 
-def applicable_sets(spec: str, sets: list[str]) -> tuple[list[str], list[str]]:
+def applicable_sets(config, sets: list[str]) -> tuple[list[str], list[str]]:
   """--set values split into those the run's config has and those it lacks (bicubic: no
   model.width), so that one --set list can shrink every model of the grid."""
-  config = load_config(spec)
   has, lacks = [], []
   for item in sets:
     node, keys = config, item.split("=", 1)[0].split(".")
@@ -121,17 +123,17 @@ def runs(a, quiet: bool = True) -> dict[str, list[str]]:
   if unknown:
     raise SystemExit(f"error: {', '.join(unknown)} not in the study; valid: {', '.join(specs)}")
   out, lacking = {}, []
+  unchanged = unchanged_ablations(variants)  # e.g. no_perceptual at quick: nothing to remove
   for name, spec in specs.items():
-    if only and name not in only:
+    if (only and name not in only) or name in unchanged:
       continue
     full_spec = sweep.with_variants(spec, variants)
-    if name in sweep.ablations.ABLATIONS and same_as_full(full_spec, variants):
-      continue  # e.g. no_perceptual where the term is off already (quick): nothing to remove
-    applicable, skipped = applicable_sets(full_spec, a.set)
+    config = load_config(full_spec)
+    applicable, skipped = applicable_sets(config, a.set)
     lacking.append(set(skipped))
     if skipped and not quiet:
       _say(f"{name}: --set {', '.join(skipped)} left out (not in its config)")
-    sets = [*budget_overrides(full_spec, steps), *applicable]
+    sets = [*budget_overrides(config.train, steps), *applicable]
     out[name] = [sys.executable, "-m", "sinsr_jax.main", f"--config={full_spec}",
                  f"--workdir={a.root}/runs/{name}", *[f"--config.{s}" for s in sets]]
   unknown = set.intersection(*lacking) if lacking else set()
@@ -213,10 +215,10 @@ def _log_path(a, name: str) -> pathlib.Path:
   return folder / f"{name}.log"
 
 
-def evaluations(a) -> dict[str, list[str]]:
+def evaluations(a, present=None) -> dict[str, list[str]]:
   """{grid: argv of its evaluation}: the study table and the ablation table."""
   root = pathlib.Path(a.root)
-  present = set(runs(a))
+  present = set(runs(a) if present is None else present)
   study = [n for n in sweep.grid("study") if n in present]
   ablation = [(label, SHARED.get(label, label)) for label in sweep.grid("ablations")
               if SHARED.get(label, label) in present]
@@ -234,8 +236,9 @@ def evaluations(a) -> dict[str, list[str]]:
 
 
 def evaluate(a) -> int:
-  jobs = evaluations(a)
-  missing = [n for n in runs(a) if not (REPO / a.root / "runs" / n / "metrics.json").exists()]
+  present = runs(a)
+  jobs = evaluations(a, present)
+  missing = [n for n in present if not (REPO / a.root / "runs" / n / "metrics.json").exists()]
   if missing and not a.emit:
     print(f"error: not trained yet under {a.root}/runs: {', '.join(missing)}; run the train "
           "stage first (or leave them out with --only)", file=sys.stderr)
@@ -347,8 +350,7 @@ def report(a) -> int:
                           for i, f in enumerate(figures, 1)), ""]
     if grid == "ablations":
       variants = with_data(BUDGETS[a.budget][0], a.data, a.path)
-      unchanged = [n for n, spec in sweep.grid("ablations").items() if n not in SHARED
-                   and same_as_full(sweep.with_variants(spec, variants), variants)]
+      unchanged = unchanged_ablations(variants)
       summary += [f"Not trained: {', '.join(unchanged)} (the term's weight is 0 in these "
                   "configs already, so the run would equal full)", ""] if unchanged else []
     if grid == "study":
