@@ -141,7 +141,7 @@ def main(argv=None) -> None:
   parser.add_argument("--config", default="configs/sinsr.py",
                       help="config of the random generator, path[:variants]")
   parser.add_argument("--sizes", default="1024x768,2048x1536", help="LR frames, WxH, comma list")
-  parser.add_argument("--tile", type=int, default=128)
+  parser.add_argument("--tile", type=int, default=256)
   parser.add_argument("--context", type=int, default=32)
   parser.add_argument("--blend", type=int, default=16)
   parser.add_argument("--batch", type=int, default=1)

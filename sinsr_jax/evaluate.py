@@ -306,6 +306,9 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}", 2)
   quiet_library_logs()
+  from sinsr_jax import compile_cache  # deferred: imports JAX
+
+  compile_cache.enable()  # a rerun, resume or evaluation reads its compiled programs back
   from sinsr_jax.errors import UserError
 
   try:

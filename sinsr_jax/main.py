@@ -110,7 +110,10 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}", 2)
   quiet_library_logs()
-  from sinsr_jax.errors import UserError  # deferred: keeps `--help` fast
+  from sinsr_jax import compile_cache  # deferred, as below: keeps `--help` fast
+  from sinsr_jax.errors import UserError
+
+  compile_cache.enable()  # a rerun, resume or evaluation reads its compiled programs back
 
   if _DISTRIBUTED.value or _COORDINATOR.value:
     from sinsr_jax import distributed

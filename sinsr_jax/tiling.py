@@ -112,7 +112,7 @@ def _pad_to_multiple(lr: np.ndarray, tile: int, multiple: int) -> np.ndarray:
   return np.pad(lr, [*pad, (0, 0)], mode="symmetric") if any(p for _, p in pad) else lr
 
 
-def upscale_tiled(sr_fn: Callable, lr: np.ndarray, scale: int, *, tile: int = 128,
+def upscale_tiled(sr_fn: Callable, lr: np.ndarray, scale: int, *, tile: int = 256,
                   context: int = 32, blend: int = 16, batch: int = 1, multiple: int = 1,
                   sink: Callable[[int, np.ndarray], None] | None = None,
                   progress: Callable[[int], None] | None = None) -> np.ndarray | None:

@@ -34,7 +34,7 @@ _RUN = flags.DEFINE_string("run", None, "Training run folder (the newest checkpo
 _SCALE = flags.DEFINE_integer("scale", None, "Factor for --run=bicubic: 2, 3 or 4 (a run has "
                               "its own).")
 _OUT = flags.DEFINE_string("out", None, "Output folder (created if missing).")
-_TILE = flags.DEFINE_integer("tile", 128, "Tile side, LR pixels (one compile per image size).")
+_TILE = flags.DEFINE_integer("tile", 256, "Tile side, LR pixels (one compile per image size).")
 _CONTEXT = flags.DEFINE_integer("context", 32, "Context LR pixels at interior tile edges, "
                                 "discarded (cover the model's receptive radius).")
 _BLEND = flags.DEFINE_integer("blend", 16, "LR pixels over which neighbouring tiles cross-fade.")
@@ -189,6 +189,9 @@ def _upscale_all(files: list[str], model, settings, out_dir: str, show: bool) ->
 
 def main(argv: list[str]) -> None:
   quiet_library_logs()
+  from sinsr_jax import compile_cache  # deferred: imports JAX
+
+  compile_cache.enable()  # a rerun, resume or evaluation reads its compiled programs back
   inputs = [os.path.expanduser(arg) for arg in argv[1:]]
   if _RUN.value is None:
     _fail("--run is required: a training run folder, or bicubic with --scale", 2)

@@ -28,8 +28,20 @@ flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags; pytest never pa
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
-  """Share compiled steps between the tests' training runs (same HLO, no recompile)."""
-  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+  """Share compiled steps between the tests' training runs (same HLO, no recompile).
+
+  Subprocesses (the command lines under test) and the other pytest-xdist workers share it too,
+  and none writes to the user's own cache (sinsr_jax/compile_cache.py). A size bound makes JAX
+  lock the folder around each read and write, which concurrent processes need.
+  """
+  base = tmp_path_factory.getbasetemp()
+  shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+  path = shared / "jax_cache"
+  path.mkdir(exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", str(path))
+  jax.config.update("jax_compilation_cache_max_size", 16 << 30)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
+  os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(16 << 30)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 

@@ -210,13 +210,15 @@ def test_full_sinsr_loss_trains_through_the_gan_phase_with_a_weights_file(tiny_d
 
   vgg_file = _test_made_vgg19(tmp_path / "vgg19.msgpack")
   result = _main(*_tiny_flags(tiny_data_dir), "--config.train.num_steps=3",
-                 "--config.loss.weights.perceptual=2.0,1.5",
+                 "--config.loss.weights.perceptual=2.0,1.5", "--config.loss.weights.tv=0.01",
+                 "--config.loss.gan_kind=hinge", "--config.loss.pixel_kind=charbonnier",
                  f"--config.loss.vgg.weights={vgg_file}", f"--workdir={tmp_path / 'run'}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Perceptual term: vgg19" in result.stderr
   logged = [line for line in result.stderr.splitlines() if "] [3] " in line and "g_loss" in line]
   assert logged, result.stderr[-3000:]
-  for term in ("adversarial", "perceptual", "gradient", "second_order", "ssim", "auxiliary"):
+  for term in ("adversarial", "perceptual", "gradient", "second_order", "tv", "ssim",
+               "auxiliary"):
     assert f"loss/{term}=" in logged[0] and f"weight/{term}=" in logged[0], term
   assert "SR PSNR" in result.stdout
 

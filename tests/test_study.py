@@ -99,7 +99,7 @@ def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_p
           "data.num_workers=0", "data.eval_max_images=2", "model.stem_width=8", "model.width=8",
           "model.growth=4", "discriminator.width=4", "discriminator.stage_widths=(8,8,16,16)",
           "train.batch_size=4"]
-  # 2 steps: the pixel-loss phase only (the GAN phase of every model: test_baselines).
+  # 2 steps: the pixel-loss phase only (the GAN phase of every model: test_baselines, test_cli).
   common = ["--budget=smoke", "--steps=2", f"--root={tmp_path}/study",
             "--only=sinsr,bicubic,no_ssim",
             *[f"--set={s}" for s in tiny]]
