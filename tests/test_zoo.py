@@ -260,6 +260,7 @@ def test_gan_phase_with_the_gradient_branch_runs_end_to_end(tiny_data_dir, tmp_p
 
   config = tiny_config(tiny_data_dir, num_steps=4, pretrain_steps=2)
   config.model.gradient_branch = True
+  config.model.attention = "none"  # the branch is under test; CBAM would double the compile
   train.train_and_evaluate(config, str(tmp_path))
   record = json.loads((tmp_path / "metrics.json").read_text())
   assert record["step"] == 4 and np.isfinite(record["psnr_db"])
