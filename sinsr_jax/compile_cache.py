@@ -1,7 +1,7 @@
 """JAX's persistent compilation cache, on by default for the project's command lines.
 
 A SINSR GAN step compiles for about 40 s at the quick width on a 2-core CPU and for minutes at
-the paper width; a resumed run, ``--mode=eval``, ``evaluate`` and ``upscale`` compile the same
+the paper width; a resumed run, ``--mode=evaluate``, ``evaluate`` and ``upscale`` compile the same
 programs again. With the cache, every compilation after the first one of its kind is read back
 from disk (README "Performance"). The user's own settings win:
 
