@@ -24,3 +24,12 @@ def quiet_library_logs() -> None:
   from absl import logging
 
   logging.get_absl_handler().addFilter(_quiet_library_info)
+
+
+def prepare_process() -> None:
+  """What every command line does first: quiet library logs, and keep compiled programs so a
+  rerun, resume or evaluation reads them back (compile_cache)."""
+  quiet_library_logs()
+  from sinsr_jax import compile_cache  # deferred: imports JAX (keeps `--help` fast)
+
+  compile_cache.enable()

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging  # noqa: E402
 
 from sinsr_jax.cli import fail as _fail  # noqa: E402
-from sinsr_jax.cli import quiet_library_logs  # noqa: E402
+from sinsr_jax.cli import prepare_process  # noqa: E402
 
 _RUN = flags.DEFINE_multi_string("run", [], "Run folder, glob, or folder of run folders.")
 _LABEL = flags.DEFINE_multi_string(
@@ -305,10 +305,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}", 2)
-  quiet_library_logs()
-  from sinsr_jax import compile_cache  # deferred: imports JAX
-
-  compile_cache.enable()  # a rerun, resume or evaluation reads its compiled programs back
+  prepare_process()
   from sinsr_jax.errors import UserError
 
   try:

@@ -16,7 +16,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from sinsr_jax.cli import fail as _fail  # noqa: E402
-from sinsr_jax.cli import quiet_library_logs  # noqa: E402
+from sinsr_jax.cli import prepare_process  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with variants: configs/sinsr.py:quick",
@@ -109,11 +109,8 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}", 2)
-  quiet_library_logs()
-  from sinsr_jax import compile_cache  # deferred, as below: keeps `--help` fast
-  from sinsr_jax.errors import UserError
-
-  compile_cache.enable()  # a rerun, resume or evaluation reads its compiled programs back
+  prepare_process()
+  from sinsr_jax.errors import UserError  # deferred: keeps `--help` fast
 
   if _DISTRIBUTED.value or _COORDINATOR.value:
     from sinsr_jax import distributed

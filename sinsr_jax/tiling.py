@@ -22,6 +22,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+# LR pixels. 256 advances by 176 with the default context and blend; 128 advanced by only 48, so
+# every output pixel was computed ~7 times (3.1x slower on a 1024x768 frame; benchmarks/RESULTS.md).
+DEFAULT_TILE = 256
+
 
 @dataclasses.dataclass(frozen=True)
 class Span:
@@ -112,7 +116,7 @@ def _pad_to_multiple(lr: np.ndarray, tile: int, multiple: int) -> np.ndarray:
   return np.pad(lr, [*pad, (0, 0)], mode="symmetric") if any(p for _, p in pad) else lr
 
 
-def upscale_tiled(sr_fn: Callable, lr: np.ndarray, scale: int, *, tile: int = 256,
+def upscale_tiled(sr_fn: Callable, lr: np.ndarray, scale: int, *, tile: int = DEFAULT_TILE,
                   context: int = 32, blend: int = 16, batch: int = 1, multiple: int = 1,
                   sink: Callable[[int, np.ndarray], None] | None = None,
                   progress: Callable[[int], None] | None = None) -> np.ndarray | None:

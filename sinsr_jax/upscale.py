@@ -25,8 +25,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from absl import app, flags  # noqa: E402
 
 from sinsr_jax.cli import fail as _fail  # noqa: E402
-from sinsr_jax.cli import quiet_library_logs  # noqa: E402
+from sinsr_jax.cli import prepare_process  # noqa: E402
 from sinsr_jax.errors import UserError  # noqa: E402
+from sinsr_jax.tiling import DEFAULT_TILE  # noqa: E402  (numpy only)
 from tfds_sem.sem_images import IMAGE_SUFFIXES, is_image_name  # noqa: E402
 
 _RUN = flags.DEFINE_string("run", None, "Training run folder (the newest checkpoint's EMA "
@@ -34,7 +35,8 @@ _RUN = flags.DEFINE_string("run", None, "Training run folder (the newest checkpo
 _SCALE = flags.DEFINE_integer("scale", None, "Factor for --run=bicubic: 2, 3 or 4 (a run has "
                               "its own).")
 _OUT = flags.DEFINE_string("out", None, "Output folder (created if missing).")
-_TILE = flags.DEFINE_integer("tile", 256, "Tile side, LR pixels (one compile per image size).")
+_TILE = flags.DEFINE_integer("tile", DEFAULT_TILE,
+                             "Tile side, LR pixels (one compile per image size).")
 _CONTEXT = flags.DEFINE_integer("context", 32, "Context LR pixels at interior tile edges, "
                                 "discarded (cover the model's receptive radius).")
 _BLEND = flags.DEFINE_integer("blend", 16, "LR pixels over which neighbouring tiles cross-fade.")
@@ -188,10 +190,7 @@ def _upscale_all(files: list[str], model, settings, out_dir: str, show: bool) ->
 
 
 def main(argv: list[str]) -> None:
-  quiet_library_logs()
-  from sinsr_jax import compile_cache  # deferred: imports JAX
-
-  compile_cache.enable()  # a rerun, resume or evaluation reads its compiled programs back
+  prepare_process()
   inputs = [os.path.expanduser(arg) for arg in argv[1:]]
   if _RUN.value is None:
     _fail("--run is required: a training run folder, or bicubic with --scale", 2)

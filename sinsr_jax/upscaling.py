@@ -26,7 +26,7 @@ _BICUBIC_TILE, _BICUBIC_CONTEXT = 256, 4
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  tile: int = 256  # 3.1x the speed of 128 on a 1024x768 frame, 0.85 GB (benchmarks/RESULTS.md)
+  tile: int = tiling.DEFAULT_TILE
   context: int = 32
   blend: int = 16
   batch: int = 1
