@@ -1,4 +1,11 @@
-"""Orbax checkpoints holding the train state and the grain iterator state together."""
+"""Orbax checkpoints holding the train state and the grain iterator state together.
+
+Restoring verifies: a checkpoint that cannot be read back whole (a truncated array file, a
+missing ``_METADATA``, an empty folder, a corrupt data-iterator state) is moved to
+``checkpoints/quarantine/<step>`` (never deleted) with one warning, and the next older one is
+tried. Readers (evaluate, upscale) pass ``read_only=True``: they fall back the same way but move
+nothing, since a training may own the folder.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +13,39 @@ import os
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from sinsr_jax.errors import UserError
+
+QUARANTINE = "quarantine"
 
 
 class CheckpointMismatch(UserError):
   """A checkpoint written by another model or configuration than the one restoring it."""
 
 
-def make_manager(workdir: str, keep: int) -> ocp.CheckpointManager:
+class CheckpointDamaged(UserError):
+  """A checkpoint that cannot be read back whole."""
+
+
+class NoIntactCheckpoint(UserError):
+  """Checkpoints exist but none can be read."""
+
+
+def make_manager(workdir: str, keep: int | None, read_only: bool = False
+                 ) -> ocp.CheckpointManager:
+  """The run's checkpoints; ``read_only``: creates, deletes and cleans up nothing (orbax's own
+  read_only option would say so in warnings on every call)."""
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
       item_names=("state", "data"),
       item_handlers={"state": ocp.StandardCheckpointHandler(),
                      "data": grain.checkpoint.CheckpointHandler()},
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=True))
+      options=ocp.CheckpointManagerOptions(max_to_keep=None if read_only else keep,
+                                           create=not read_only,
+                                           enable_async_checkpointing=not read_only))
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, data_iterator) -> None:
@@ -32,21 +55,98 @@ def save(manager: ocp.CheckpointManager, step: int, state, data_iterator) -> Non
 
 
 def restore_latest(manager: ocp.CheckpointManager, state_template, data_iterator=None,
-                   step: int | None = None):
-  """Restores the newest checkpoint (or the one of ``step``) into the template's structure and
-  shardings, or None when there is none.
+                   step: int | None = None, read_only: bool = False):
+  """Restores the newest intact checkpoint (or the one of ``step``) into the template's
+  structure and shardings, or None when there is none.
 
-  The data iterator, when given, is set to the saved position in place.
+  The data iterator, when given, is set to the saved position in place. Damaged checkpoints
+  newer than the one restored are quarantined (or, ``read_only``, skipped) with a warning each;
+  raises NoIntactCheckpoint when every checkpoint is damaged, CheckpointMismatch when one was
+  written by another configuration.
   """
-  step = manager.latest_step() if step is None else step
-  if step is None:
+  if step is not None:
+    return _restore(manager, step, state_template, data_iterator)
+  damaged = []  # (step, reason), newest first
+  for candidate in sorted(manager.all_steps(), reverse=True):
+    state, reason = None, "unreadable on another process"
+    try:
+      state = _restore(manager, candidate, state_template, data_iterator)
+      ok = True
+    except CheckpointMismatch:
+      raise
+    except Exception as e:  # whatever the storage layer raised, this checkpoint is unusable
+      ok, reason = False, _reason(e)
+    if _everywhere(ok):
+      _set_aside(manager, damaged, candidate, read_only)
+      return state
+    damaged.append((candidate, reason))
+  if not damaged:
     return None
+  _set_aside(manager, damaged, None, read_only)
+  steps = ", ".join(str(s) for s, _ in damaged)
+  first = f"step {damaged[0][0]}: {damaged[0][1]}"
+  if read_only:
+    raise NoIntactCheckpoint(f"no readable checkpoint in {manager.directory} (steps {steps}; "
+                             f"{first})")
+  raise NoIntactCheckpoint(
+      f"no intact checkpoint in {manager.directory} (steps {steps} moved to "
+      f"{manager.directory / QUARANTINE}; {first}): the same command now starts over from step "
+      f"0, or move them back to retry them")
+
+
+def _restore(manager, step: int, state_template, data_iterator):
   check_compatible(manager, step, state_template)
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template)
   items = {"state": ocp.args.StandardRestore(abstract)}
   if data_iterator is not None:
     items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
   return manager.restore(step, args=ocp.args.Composite(**items))["state"]
+
+
+def _everywhere(ok: bool) -> bool:
+  """Several processes must agree, or one would resume from another step than the others."""
+  if jax.process_count() == 1:
+    return ok
+  from jax.experimental import multihost_utils
+
+  return bool(multihost_utils.process_allgather(np.int32(ok)).min())
+
+
+def _set_aside(manager, damaged: list, restored: int | None, read_only: bool) -> None:
+  """Warns of each damaged checkpoint in one line; moves it to quarantine unless read_only."""
+  if not damaged:
+    return
+  then = f"step {restored}" if restored is not None else "no checkpoint"
+  for step, reason in damaged:
+    if read_only:
+      logging.warning("Cannot read the checkpoint of step %d (%s); using %s.", step, reason,
+                      then)
+      continue
+    target = manager.directory / QUARANTINE / str(step)
+    suffix = 1
+    while target.exists():  # the same step damaged twice: keep both
+      target, suffix = manager.directory / QUARANTINE / f"{step}.{suffix}", suffix + 1
+    if jax.process_index() == 0:
+      target.parent.mkdir(parents=True, exist_ok=True)
+      os.rename(manager.directory / str(step), target)
+    logging.warning("The checkpoint of step %d is damaged (%s): moved to %s; resuming from %s.",
+                    step, reason, target, then)
+  if not read_only:
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+
+      multihost_utils.sync_global_devices("sinsr_jax quarantine")
+    manager.reload()
+
+
+def _reason(error: BaseException) -> str:
+  """The root cause's first line: what the storage layer said, not its wrappers."""
+  root = error
+  while root.__cause__ is not None or root.__context__ is not None:
+    root = root.__cause__ or root.__context__
+  text = str(root).strip().splitlines()
+  line = f"{type(root).__name__}: {text[0]}" if text else type(root).__name__
+  return line if len(line) <= 200 else line[:197] + "..."
 
 
 def _dotted(path) -> str:
@@ -63,6 +163,8 @@ def _shapes(tree) -> dict[str, tuple]:
 def check_compatible(manager: ocp.CheckpointManager, step: int, state_template) -> None:
   """Raises CheckpointMismatch naming the first parameter that differs in name or shape, instead
   of the restore's shape traceback."""
+  if not os.path.exists(os.path.join(manager.directory, str(step), "state", "_METADATA")):
+    raise CheckpointDamaged("its state/_METADATA is missing")
   saved = _shapes(manager.item_metadata(step)["state"])
   wanted = _shapes(state_template)
   where = f"the checkpoint at step {step} in {manager.directory}"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import logging as std_logging
+import os
 import sys
+import tempfile
+import traceback
 
 _CHATTY_LIBRARIES = ("/orbax/", "/tensorflow_datasets/", "/jax/_src/")
 
@@ -12,6 +16,64 @@ def fail(message: str, status: int = 1):
   """Ends the program with one ``error:`` line: 2 for bad flags, 1 for everything else."""
   print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
+
+
+_failure_log_folder: str | None = None
+
+
+def log_failures_to(folder: str | None) -> None:
+  """Where an unexpected failure's traceback goes: ``folder/log.txt`` (the workdir, --out)."""
+  global _failure_log_folder
+  _failure_log_folder = folder
+
+
+def one_line(error: BaseException) -> str:
+  """The error's type and first line."""
+  lines = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _write_traceback(error: BaseException) -> str:
+  """Appends the traceback to log.txt in the registered folder (else a temporary file)."""
+  text = "".join(traceback.format_exception(error))
+  entry = f"--- {datetime.datetime.now().isoformat(timespec='seconds')} {' '.join(sys.argv)}\n"
+  for folder in (_failure_log_folder, tempfile.gettempdir()):
+    if not folder:
+      continue
+    path = os.path.join(folder, "log.txt" if folder == _failure_log_folder else
+                        f"sinsr_jax-{os.getpid()}.log")
+    try:
+      os.makedirs(folder, exist_ok=True)
+      with open(path, "a") as f:
+        f.write(entry + text)
+      return path
+    except OSError:
+      continue
+  return ""
+
+
+def fail_unexpected(error: BaseException, status: int = 1):
+  """An error no check foresaw: one ``error:`` line naming where its traceback went (on the
+  console too with --verbosity=1 or more)."""
+  from absl import flags
+
+  verbose = flags.FLAGS.is_parsed() and flags.FLAGS["verbosity"].value >= 1
+  if verbose:
+    traceback.print_exception(error, file=sys.stderr)
+  path = _write_traceback(error)
+  where = f" (traceback in {path})" if path else ""
+  fail(f"{one_line(error)}{where}", status)
+
+
+def _excepthook(kind, error, tb) -> None:
+  """What escapes a command line's own handling still ends in one line."""
+  if issubclass(kind, KeyboardInterrupt):
+    print("interrupted", file=sys.stderr)
+    return
+  try:
+    fail_unexpected(error.with_traceback(tb))
+  except SystemExit:
+    pass
 
 
 def _quiet_library_info(record) -> bool:
@@ -30,6 +92,7 @@ def prepare_process() -> None:
   """What every command line does first: quiet library logs, and keep compiled programs so a
   rerun, resume or evaluation reads them back (compile_cache)."""
   quiet_library_logs()
+  sys.excepthook = _excepthook
   from sinsr_jax import compile_cache  # deferred: imports JAX (keeps `--help` fast)
 
   compile_cache.enable()

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags, logging  # noqa: E402
 
 from sinsr_jax.cli import fail as _fail  # noqa: E402
-from sinsr_jax.cli import prepare_process  # noqa: E402
+from sinsr_jax.cli import fail_unexpected, log_failures_to, prepare_process  # noqa: E402
 
 _RUN = flags.DEFINE_multi_string("run", [], "Run folder, glob, or folder of run folders.")
 _LABEL = flags.DEFINE_multi_string(
@@ -306,6 +306,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}", 2)
   prepare_process()
+  log_failures_to(_OUT.value)
   from sinsr_jax.errors import UserError
 
   try:
@@ -315,6 +316,8 @@ def main(argv: list[str]) -> None:
                       bicubic=_BICUBIC.value)
   except UserError as e:
     _fail(str(e))
+  except Exception as e:  # a failure no check foresaw: one line, the traceback in OUT/log.txt
+    fail_unexpected(e)
   with open(result["paths"]["md"]) as f:
     print(f.read())
   print(f"Wrote {', '.join(v for k, v in result['paths'].items() if k != 'figures')}"

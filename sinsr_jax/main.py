@@ -2,13 +2,15 @@
 
 Any config value can be overridden with ``--config.a.b=value``. Mistakes the user can fix (an
 unknown key, an impossible scale, an unwritable folder, ...) end with one ``error:`` line and
-exit status 2 (flags) or 1 (everything else), never a traceback.
+exit status 2 (flags) or 1 (everything else), never a traceback (an unforeseen failure's goes
+to ``WORKDIR/log.txt``, and to the console with ``--verbosity=1``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # clu imports TensorFlow; keep it quiet
 
@@ -16,7 +18,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from sinsr_jax.cli import fail as _fail  # noqa: E402
-from sinsr_jax.cli import prepare_process  # noqa: E402
+from sinsr_jax.cli import fail_unexpected, log_failures_to, prepare_process  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with variants: configs/sinsr.py:quick",
@@ -121,6 +123,9 @@ def main(argv: list[str]) -> None:
       _fail(str(e))
   if _WORKDIR.value is None:
     _fail("--workdir is required", 2)
+  log_failures_to(_WORKDIR.value)
+  from sinsr_jax.preemption import StopNow
+
   try:
     from sinsr_jax import train
 
@@ -130,6 +135,11 @@ def main(argv: list[str]) -> None:
       record = train.evaluate(_CONFIG.value, _WORKDIR.value)
   except UserError as e:
     _fail(str(e))
+  except StopNow as e:
+    print(e.message, flush=True)
+    sys.exit(e.status)
+  except Exception as e:  # a failure no check foresaw: one line, the traceback in log.txt
+    fail_unexpected(e)
   logging.info("Final metrics: %s", record)
   if record.get("stopped"):
     print(f"stopped by {record['stopped']}; checkpoint written: the same command resumes")

@@ -73,7 +73,7 @@ class Run:
 
 
 def load(workdir: str, label: str | None = None) -> Run:
-  """The run in ``workdir`` with its newest checkpoint's EMA generator weights."""
+  """The run in ``workdir`` with its newest readable checkpoint's EMA generator weights."""
   from sinsr_jax import checkpointing, parallel, train
   from sinsr_jax.config_checks import check_config
 
@@ -89,9 +89,11 @@ def load(workdir: str, label: str | None = None) -> Run:
   template = train.initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
   if not jax.tree.leaves(template.g_params):  # bicubic: nothing was trained
     return Run(label, config, g_model, template.ema_params, template.g_state, 0, workdir)
-  manager = checkpointing.make_manager(workdir, 1)
+  # Read-only: a training may be writing the run; its newest finalized, readable checkpoint
+  # counts (a damaged one is skipped with a warning, and left where it is).
+  manager = checkpointing.make_manager(workdir, None, read_only=True)
   try:
-    state = checkpointing.restore_latest(manager, template)
+    state = checkpointing.restore_latest(manager, template, read_only=True)
   finally:
     manager.close()
   if state is None:

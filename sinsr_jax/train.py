@@ -26,6 +26,7 @@ from sinsr_jax import (
   provenance,
   steps,
   validation,
+  workdir_lock,
 )
 from sinsr_jax.config_checks import check_config, ensure_writable_dir, model_kwargs
 from sinsr_jax.errors import UserError
@@ -140,9 +141,29 @@ def _write_run_info(config, workdir: str) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains (resuming from the newest checkpoint in ``workdir``) and returns the last metrics."""
+  """Trains (resuming from the newest intact checkpoint in ``workdir``) and returns the last
+  metrics.
+
+  The workdir is locked for the whole run (a second training on it raises WorkdirBusy); a
+  signal before the first step of this launch has finished raises preemption.StopNow.
+  """
   check_config(config)
   ensure_writable_dir(workdir)
+  with preemption.StopRequest(workdir) as stop, workdir_lock.WorkdirLock(
+      workdir, "training", jax.process_index()) as lock:
+    stop.on_hard_stop(lock.release)
+    opened = []  # closed however the run ends: grain's workers, orbax's writer threads
+    try:
+      return _train(config, workdir, stop, opened)
+    finally:
+      for close in reversed(opened):
+        try:
+          close()
+        except Exception as e:  # already failing or stopping: the first error is the one to tell
+          logging.info("Closing after the run: %s", e)
+
+
+def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> dict:
   check_same_run(config, workdir)
   loss, frozen = objective.build(config)  # pretrained loss networks: found before any work
   builder = input_pipeline.prepare_builder(config.data)
@@ -163,6 +184,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   eval_pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
                                           config.data, channels=config.model.channels,
                                           seed=config.seed)
+  opened.append(train_iter.close)
+  stop.on_hard_stop(train_iter.close)
 
   if not jax.tree.leaves(state.g_params):  # bicubic: nothing to train, score it once
     logging.info("%s has no parameters: evaluating it without training.", config.model.name)
@@ -173,6 +196,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return record
 
   manager = checkpointing.make_manager(workdir, config.train.keep_checkpoints)
+  opened.append(manager.close)
   restored = checkpointing.restore_latest(manager, state, train_iter)
   if restored is not None:
     state = restored
@@ -199,50 +223,50 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   health = monitoring.Health(train_cfg.get("max_nonfinite_steps", 10),
                              train_cfg.get("collapse_warning_steps", 2000))
   train_metrics, window = [], []
-  with preemption.StopRequest() as stop:
-    for step in range(start_step + 1, train_cfg.num_steps + 1):
-      batch = parallel.shard_batch(next(train_iter), mesh)
-      step_fn = pretrain_step if step <= train_cfg.pretrain_steps else gan_step
-      state, step_metrics = step_fn(state, batch)
-      train_metrics.append(step_metrics)
-      window.append(step)
-      report(step, time.time())
-      stopping = stop.should_stop(step)
-      last = step == train_cfg.num_steps or stopping
-      if step % train_cfg.log_every == 0 or last:
-        host = jax.device_get(_local_copy(train_metrics))
-        try:
-          for warning in health.update(window, host):
-            logging.warning(warning)
-        except monitoring.NonFiniteError as e:
-          _finish(manager)
-          raise monitoring.NonFiniteError(f"{e}. Last checkpoint: step "
-                                          f"{manager.latest_step()} in {manager.directory}, "
-                                          f"intact") from None
-        summary = _mean_metrics(host)
-        summary["phase_gan"] = float(step > train_cfg.pretrain_steps)
-        writer.write_scalars(step, summary)
-        train_metrics, window = [], []
-      # Validation runs on process 0 alone, on its local copy of the replicated weights: no
-      # collective, so the other processes go on to the next step (or checkpoint) meanwhile.
-      if is_chief and not stopping and (step % train_cfg.eval_every == 0 or last):
-        sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
-        record = {"step": step, **validation.evaluate_pairs(sr, eval_pairs, scale)}
-        history.append(record)
-        writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
-        validation.write_metrics_json(metrics_path, record, history)
-      if is_chief and not stopping and (step % train_cfg.image_every == 0 or last):
-        sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
-        writer.write_images(step, {"val/lr_bicubic_sr_hr": validation.sample_grid(
-            sr, eval_pairs, scale)})
-      if step % train_cfg.checkpoint_every == 0 or last:
-        _save(manager, step, state, train_iter)
-      if stopping:
+  for step in range(start_step + 1, train_cfg.num_steps + 1):
+    batch = parallel.shard_batch(next(train_iter), mesh)
+    step_fn = pretrain_step if step <= train_cfg.pretrain_steps else gan_step
+    state, step_metrics = step_fn(state, batch)
+    stop.arm()  # compiled and running: a first signal now ends this step with a checkpoint
+    train_metrics.append(step_metrics)
+    window.append(step)
+    report(step, time.time())
+    stopping = stop.should_stop(step)
+    last = step == train_cfg.num_steps or stopping
+    if step % train_cfg.log_every == 0 or last:
+      host = jax.device_get(_local_copy(train_metrics))
+      try:
+        for warning in health.update(window, host):
+          logging.warning(warning)
+      except monitoring.NonFiniteError as e:
         _finish(manager)
-        writer.flush()
-        logging.warning("Stopped at step %d (%s); checkpoint written. The same command resumes.",
-                        step, stop.signal_name or "preemption")
-        return {**record, "stopped": f"{stop.signal_name or 'preemption'} at step {step}"}
+        raise monitoring.NonFiniteError(f"{e}. Last checkpoint: step "
+                                        f"{manager.latest_step()} in {manager.directory}, "
+                                        f"intact") from None
+      summary = _mean_metrics(host)
+      summary["phase_gan"] = float(step > train_cfg.pretrain_steps)
+      writer.write_scalars(step, summary)
+      train_metrics, window = [], []
+    # Validation runs on process 0 alone, on its local copy of the replicated weights: no
+    # collective, so the other processes go on to the next step (or checkpoint) meanwhile.
+    if is_chief and not stopping and (step % train_cfg.eval_every == 0 or last):
+      sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
+      record = {"step": step, **validation.evaluate_pairs(sr, eval_pairs, scale)}
+      history.append(record)
+      writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
+      validation.write_metrics_json(metrics_path, record, history)
+    if is_chief and not stopping and (step % train_cfg.image_every == 0 or last):
+      sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
+      writer.write_images(step, {"val/lr_bicubic_sr_hr": validation.sample_grid(
+          sr, eval_pairs, scale)})
+    if step % train_cfg.checkpoint_every == 0 or last:
+      _save(manager, step, state, train_iter)
+    if stopping:
+      _finish(manager)
+      writer.flush()
+      logging.warning("Stopped at step %d (%s); checkpoint written. The same command resumes.",
+                      step, stop.signal_name or "preemption")
+      return {**record, "stopped": f"{stop.signal_name or 'preemption'} at step {step}"}
   _finish(manager)
   writer.flush()
   return record
@@ -277,7 +301,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   template = initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
   state = template
   if jax.tree.leaves(template.g_params):  # a model without parameters needs no checkpoint
-    state = checkpointing.restore_latest(checkpointing.make_manager(workdir, 1), template)
+    # Read-only: a training may be writing this workdir; its newest finalized checkpoint counts.
+    manager = checkpointing.make_manager(workdir, None, read_only=True)
+    try:
+      state = checkpointing.restore_latest(manager, template, read_only=True)
+    finally:
+      manager.close()
   if state is None:
     raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
   pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
