@@ -126,7 +126,8 @@ def child(spec: dict) -> dict:
   rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   start = time.perf_counter()
   tiles = _Tiles()
-  out_h, out_w = upscaling.upscale_file(spec["input"], spec["output"], model, settings, tiles)
+  out_h, out_w = upscaling.upscale_file(spec["input"], spec["output"], model, settings,
+                                        tiles).shape
   wall = time.perf_counter() - start
   return {"size": f"{width}x{height}", "model": description, "tiles": tiles.total,
           "out_megapixels": out_h * out_w / 1e6, "warmup_s": warmup, "wall_s": wall,

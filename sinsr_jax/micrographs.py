@@ -1,8 +1,13 @@
 """Micrograph files in and out: read, map to the model's [0, 1] channels and back, write atomically.
 
-Reads 8/16-bit TIFF, PNG, JPEG, BMP and float TIFF (finite values, min-max mapped to [0, 1] and
-back). Output keeps the input's pixel type and format family: TIFF -> TIFF, PNG -> PNG, JPEG ->
-JPEG (quality 95), BMP -> PNG; or PNG / TIFF on request.
+Reads 8/16-bit TIFF, PNG, JPEG, BMP and float TIFF, with the instrument's metadata
+(tfds_sem.instrument). 8-bit levels map to [0, 1] by the type's range; 16-bit and float frames
+by their own minimum and maximum (a 12-bit detector's data in a 16-bit container spans a
+fraction of the type), and back to the same range. Palette TIFFs read as gray levels
+(tfds_sem.sem_images.palette_to_gray). Output keeps the input's pixel type and format family:
+TIFF -> TIFF, PNG -> PNG, JPEG -> JPEG (quality 95), BMP -> PNG; or PNG / TIFF on request. A TIFF
+output states its pixel size as ImageJ does (resolution tags + unit), which Fiji and tifffile
+read back.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import tifffile
 
 from sinsr_jax.errors import UserError
+from tfds_sem import instrument as instrument_metadata
 from tfds_sem.sem_images import ImageDecodeError, decode_image, to_gray
 
 _FORMAT_OF_SUFFIX = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg",
@@ -32,18 +38,22 @@ class MicrographError(UserError):
 
 @dataclasses.dataclass(frozen=True)
 class Micrograph:
-  """Pixels as stored (H, W, C: uint8, uint16 or finite float), the file's format, and the
-  [lo, hi] that maps to [0, 1]: the type's range, or a float image's min and max."""
+  """Pixels as stored (H, W, C: uint8, uint16 or finite float), the file's format, the
+  [lo, hi] that maps to [0, 1] (0..255 for 8 bits, else the frame's own min and max), and what
+  the file's metadata says of its acquisition."""
 
   pixels: np.ndarray
   format: str
   value_range: tuple[float, float]
+  instrument: instrument_metadata.Instrument = instrument_metadata.UNKNOWN
 
   @classmethod
-  def of(cls, pixels: np.ndarray, fmt: str) -> Micrograph:
-    if np.issubdtype(pixels.dtype, np.integer):
-      return cls(pixels, fmt, (0.0, float(np.iinfo(pixels.dtype).max)))
-    return cls(pixels, fmt, (float(pixels.min()), float(pixels.max())))
+  def of(cls, pixels: np.ndarray, fmt: str,
+         instrument: instrument_metadata.Instrument = instrument_metadata.UNKNOWN
+         ) -> Micrograph:
+    if pixels.dtype == np.uint8:
+      return cls(pixels, fmt, (0.0, 255.0), instrument)
+    return cls(pixels, fmt, (float(pixels.min()), float(pixels.max())), instrument)
 
 
 def _read_float_tiff(tif: tifffile.TiffFile) -> np.ndarray:
@@ -75,6 +85,7 @@ def read(path: str) -> Micrograph:
   if not data:
     raise MicrographError("empty file (0 bytes)")
   fmt = _FORMAT_OF_SUFFIX[suffix]
+  pixels = None
   if fmt == "tiff":
     try:
       with tifffile.TiffFile(io.BytesIO(data)) as tif:
@@ -82,15 +93,17 @@ def read(path: str) -> Micrograph:
           raise MicrographError(f"multi-page TIFF ({len(tif.pages)} pages); upscale takes one "
                                 f"image per file: save the pages as separate files")
         if tif.pages[0].dtype is not None and tif.pages[0].dtype.kind == "f":
-          return Micrograph.of(_read_float_tiff(tif), fmt)
+          pixels = _read_float_tiff(tif)
     except MicrographError:
       raise
     except Exception as e:  # tifffile raises many types for bad bytes
       raise MicrographError(f"not a readable TIFF file ({type(e).__name__}: {e})") from None
-  try:
-    return Micrograph.of(decode_image(data, path), fmt)
-  except ImageDecodeError as e:
-    raise MicrographError(f"not a readable {fmt.upper()} image ({e})") from None
+  if pixels is None:
+    try:
+      pixels = decode_image(data, path)
+    except ImageDecodeError as e:
+      raise MicrographError(f"not a readable {fmt.upper()} image ({e})") from None
+  return Micrograph.of(pixels, fmt, instrument_metadata.read(data, path, *pixels.shape[:2]))
 
 
 def _gray(pixels: np.ndarray) -> np.ndarray:
@@ -132,14 +145,24 @@ def output_channels(micrograph: Micrograph, channels: int) -> int:
 
 def from_unit(values: np.ndarray, dtype: np.dtype, value_range: tuple[float, float],
               out_channels: int) -> np.ndarray:
-  """Model output in [0, 1] (n, w, C) -> stored pixels: clipped, gray by luma if 3 -> 1."""
+  """Model output in [0, 1] (n, w, C) -> stored pixels in ``value_range``: clipped, gray by luma
+  if 3 -> 1."""
   values = np.clip(values, 0.0, 1.0)
   if values.shape[-1] != out_channels:
     values = values[..., :3] @ _LUMA[:, None]
   lo, hi = value_range
+  stored = values.astype(np.float64) * (hi - lo) + lo
   if np.issubdtype(dtype, np.integer):
-    return np.floor(values * hi + 0.5).astype(dtype)
-  return (values.astype(np.float64) * (hi - lo) + lo).astype(dtype)
+    return np.floor(stored + 0.5).astype(dtype)
+  return stored.astype(dtype)
+
+
+def output_range(micrograph: Micrograph, dtype: np.dtype) -> tuple[float, float]:
+  """The stored range [0, 1] maps back to: the input's own, or the whole integer type when a
+  float frame is written as integers (16-bit PNG)."""
+  if np.issubdtype(dtype, np.integer) and micrograph.pixels.dtype.kind == "f":
+    return 0.0, float(np.iinfo(dtype).max)
+  return micrograph.value_range
 
 
 def output_format(source: str, forced: str = "auto") -> tuple[str, str]:
@@ -162,11 +185,35 @@ def stored_dtype(micrograph: Micrograph, fmt: str) -> np.dtype:
   return dtype
 
 
-def encode(pixels: np.ndarray, fmt: str, file) -> None:
-  """Writes (H, W, 1 or 3) ``pixels`` to the open binary ``file`` as ``fmt``."""
+_IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)  # what ImageJ's TIFF reader takes
+
+
+def encode(pixels: np.ndarray, fmt: str, file,
+           pixel_size_nm: tuple[float, float] | None = None, info: str = "") -> None:
+  """Writes (H, W, 1 or 3) ``pixels`` to the open binary ``file`` as ``fmt``.
+
+  TIFF: ImageJ's layout, with ``pixel_size_nm`` (x, y) as its resolution tags and unit nm and
+  ``info`` as its Info property (Image > Show Info in Fiji); pixel types ImageJ cannot read get
+  plain TIFF resolution tags in centimetres and ``info`` as the image description.
+  """
   image = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
   if fmt == "tiff":
-    tifffile.imwrite(file, image, photometric="minisblack" if image.ndim == 2 else "rgb")
+    photometric = "minisblack" if image.ndim == 2 else "rgb"
+    if image.dtype in _IMAGEJ_DTYPES and (image.ndim == 2 or image.dtype == np.uint8):
+      metadata = {"Info": info} if info else {}
+      kwargs = {}
+      if pixel_size_nm is not None:
+        metadata["unit"] = "nm"
+        kwargs["resolution"] = (1.0 / pixel_size_nm[0], 1.0 / pixel_size_nm[1])
+      tifffile.imwrite(file, image, imagej=True, photometric=photometric, metadata=metadata,
+                       **kwargs)
+    else:
+      kwargs = {}
+      if pixel_size_nm is not None:
+        kwargs = {"resolution": (1e7 / pixel_size_nm[0], 1e7 / pixel_size_nm[1]),
+                  "resolutionunit": "CENTIMETER"}
+      tifffile.imwrite(file, image, photometric=photometric, description=info or None,
+                       metadata=None, **kwargs)
   elif fmt == "png":
     import cv2  # writes 16-bit RGB PNGs, which Pillow cannot
 

@@ -4,9 +4,12 @@
     python -m sinsr_jax.upscale --run=bicubic --scale=4 --out=upscaled 'micrographs/*.png'
 
 INPUTs are files, globs or folders (their image files; subfolders with --recursive). Each
-output is ``OUT/<stem>_x<scale>.<ext>``, in the input's pixel type and format family. A file
-that fails gets one ``error: <file>: <reason>`` line and the others are still processed. Exit
-status: 0 all upscaled, 1 any failed (or the run / output folder unusable), 2 bad flags.
+output is ``OUT/<stem>_x<scale>.<ext>``, in the input's pixel type and format family, with its
+pixel size (the input's divided by the scale; TIFF: ImageJ resolution + unit, as Fiji reads it)
+and a sidecar ``OUT/<stem>_x<scale>.<ext>.json`` holding the instrument's fields and the
+output's provenance. A file that fails gets one ``error: <file>: <reason>`` line and the others
+are still processed. Exit status: 0 all upscaled, 1 any failed (or the run / output folder
+unusable), 2 bad flags.
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ _FORMAT = flags.DEFINE_enum("format", "auto", ["auto", "png", "tif"],
                             "PNG), png or tif.")
 _RECURSIVE = flags.DEFINE_bool("recursive", False, "Folders: include their subfolders' images.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
-_QUIET = flags.DEFINE_bool("quiet", False, "No progress bars (they show only on a terminal).")
+_QUIET = flags.DEFINE_bool("quiet", False, "No progress bars (they show only on a terminal) "
+                           "and no line per file.")
+_PIXEL_SIZE = flags.DEFINE_string("pixel-size", None, "Pixel size of inputs whose metadata has "
+                                  "none, e.g. 5nm, 0.8um, 543pm (files with their own keep it).")
 
 
 
@@ -142,7 +148,20 @@ def _load_model(run_arg: str, scale: int | None):
             f"--run=bicubic only", 2)
   sr_fn = run.sr_fn()
   return run.label, upscaling.Model(sr_fn, run.scale, run.channels,
-                                    upscaling.size_multiple(sr_fn, run.channels))
+                                    upscaling.size_multiple(sr_fn, run.channels),
+                                    label=run.label, run_dir=run.workdir or "",
+                                    step=run.step if run.workdir else None)
+
+
+def _pixel_size() -> float | None:
+  from tfds_sem.instrument import parse_length_nm
+
+  if _PIXEL_SIZE.value is None:
+    return None
+  try:
+    return parse_length_nm(_PIXEL_SIZE.value)
+  except ValueError as e:
+    _fail(f"--pixel-size: {e}", 2)
 
 
 def _settings():
@@ -150,7 +169,7 @@ def _settings():
 
   settings = upscaling.Settings(tile=_TILE.value, context=_CONTEXT.value, blend=_BLEND.value,
                                 batch=_BATCH.value, databar=_DATABAR.value,
-                                format=_FORMAT.value)
+                                format=_FORMAT.value, pixel_size_nm=_pixel_size())
   try:
     tiling.check_settings(settings.tile, settings.context, settings.blend)
   except ValueError as e:
@@ -160,33 +179,67 @@ def _settings():
   return settings
 
 
-def _upscale_all(files: list[str], model, settings, out_dir: str, show: bool) -> int:
-  """Upscales every file, one ``error:`` line per failure; returns the number that failed."""
+def _file_line(source: str, dest: str, done, scale: int, databar_mode: str) -> str:
+  """``source -> dest: W x H px, pixel size ..., databar ...``: what a microscopist checks."""
+  height, width = done.shape
+  line = f"{source} -> {dest}: {width}x{height} px, {done.calibration.describe()}"
+  if done.databar_found_by.startswith(("not looked", "image detector: none")):
+    return line + ", no databar" + (" looked for" if databar_mode == "none" else " found")
+  action = "cropped" if databar_mode == "crop" else "kept below, bicubic"
+  return line + (f", databar from row {done.databar_row} ({done.databar_found_by}) {action}")
+
+
+def _calibration_summary(done: list) -> str:
+  """The pixel sizes written, for the summary line."""
+  sizes = {d.calibration.pixel_size_nm for d in done}
+  known = [d for d in done if d.calibration.pixel_size_nm is not None]
+  if not done:
+    return ""
+  if not known:
+    return "; pixel size unknown (--pixel-size sets it)"
+  if len(sizes) == 1:
+    return "; " + done[0].calibration.describe().split(" (")[0]
+  return f"; pixel size written for {len(known)} of {len(done)}"
+
+
+def _upscale_all(files: list[str], model, settings, out_dir: str, show: bool,
+                 quiet: bool) -> tuple[int, list]:
+  """Upscales every file, one ``error:`` line per failure, one line per output unless
+  ``quiet``; returns the number that failed and what was written."""
   from tqdm import tqdm
 
-  from sinsr_jax import upscaling
+  from sinsr_jax import calibration, upscaling
 
+  package = calibration.package_provenance()
   files_bar = tqdm(total=len(files), unit="file", disable=not show, dynamic_ncols=True)
   tiles_bar = tqdm(unit="tile", position=1, leave=False, disable=not show, dynamic_ncols=True)
   claimed: dict[str, str] = {}  # output path -> the input it is for
-  failed = 0
+  failed, done = 0, []
   for source in files:
     dest = upscaling.output_path(source, out_dir, model.scale, settings.format)
     try:
       if claimed.setdefault(dest, source) != source:
         raise UserError(f"its output {dest} is {claimed[dest]}'s too; upscale one of them into "
                         f"another --out folder")
-      if os.path.exists(dest) and not _OVERWRITE.value:
-        raise UserError(f"{dest} exists; pass --overwrite to replace it")
+      for existing in (dest, calibration.sidecar_path(dest)):
+        if os.path.exists(existing) and not _OVERWRITE.value:
+          raise UserError(f"{existing} exists; pass --overwrite to replace it")
       files_bar.set_postfix_str(os.path.basename(source))
-      upscaling.upscale_file(source, dest, model, settings, progress=tiles_bar)
+      result = upscaling.upscale_file(source, dest, model, settings, progress=tiles_bar,
+                                      package=package)
+      for warning in result.warnings:
+        tqdm.write(f"warning: {source}: {warning}", file=sys.stderr)
+      if not quiet:
+        tqdm.write(_file_line(source, dest, result, model.scale, settings.databar),
+                   file=sys.stdout)
+      done.append(result)
     except Exception as e:  # each file's failure is its line; the rest go on
       failed += 1
       tqdm.write(f"error: {source}: {_reason(e)}", file=sys.stderr)
     files_bar.update(1)
   tiles_bar.close()
   files_bar.close()
-  return failed
+  return failed, done
 
 
 def main(argv: list[str]) -> None:
@@ -216,11 +269,13 @@ def main(argv: list[str]) -> None:
     if settings.tile % model.multiple:
       _fail(f"--tile={settings.tile} must be a multiple of {model.multiple} for {label} "
             f"x{model.scale}", 2)
-    failed += _upscale_all(files, model, settings, out_dir,
-                           show=not _QUIET.value and sys.stderr.isatty())
-    target = f" ({label} x{model.scale} -> {out_dir})"
-  done = len(files) - (failed - len(problems))
-  print(f"{done} upscaled, {failed} failed in {time.perf_counter() - start:.1f} s{target}")
+    failed_files, done = _upscale_all(files, model, settings, out_dir,
+                                      show=not _QUIET.value and sys.stderr.isatty(),
+                                      quiet=_QUIET.value)
+    failed += failed_files
+    target = f" ({label} x{model.scale} -> {out_dir}){_calibration_summary(done)}"
+  upscaled = len(files) - (failed - len(problems))
+  print(f"{upscaled} upscaled, {failed} failed in {time.perf_counter() - start:.1f} s{target}")
   sys.exit(1 if failed else 0)
 
 

@@ -1,8 +1,11 @@
-"""One micrograph file through a model: channels, databar, tiles, the output file.
+"""One micrograph file through a model: channels, databar, tiles, the calibrated output file.
 
 The image above the instrument's databar goes through the model tile by tile; the databar is
 MATLAB-bicubic upscaled and stacked below it (``keep``, its text stays legible), dropped
-(``crop``), or not looked for (``none``: the whole frame goes through the model).
+(``crop``), or not looked for (``none``: the whole frame goes through the model). The databar's
+first row comes from the file's metadata where it states one (FEI / Thermo Fisher), else from
+the image detector (tfds_sem.databar). The output states its pixel size and how it was made
+(sinsr_jax.calibration).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sinsr_jax import degradations, micrographs, tiling
+from sinsr_jax import calibration, degradations, micrographs, tiling
 from sinsr_jax.micrographs import MicrographError
-from tfds_sem.sem_images import find_databar
+from tfds_sem.databar import find_databar
 
 MIN_SIDE = 8  # LR pixels: smaller images hold too little for a model to work on
 DATABAR_MODES = ("keep", "crop", "none")
@@ -32,6 +35,18 @@ class Settings:
   batch: int = 1
   databar: str = "keep"
   format: str = "auto"  # auto (the input's family) | png | tif
+  pixel_size_nm: float | None = None  # for files whose metadata has none
+
+
+@dataclasses.dataclass(frozen=True)
+class Upscaled:
+  """What upscale_file wrote: the output's shape, its calibration, and where the databar was."""
+
+  shape: tuple[int, int]
+  calibration: calibration.Calibration
+  databar_row: int  # the input's first databar row; its height when there is none
+  databar_found_by: str
+  warnings: tuple[str, ...] = ()  # metadata the file has but that could not be used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +58,9 @@ class Model:
   scale: int
   channels: int
   multiple: int = 1
+  label: str = ""
+  run_dir: str = ""  # the training run's folder; "" for bicubic
+  step: int | None = None  # the checkpoint's step
 
 
 def size_multiple(sr_fn: Callable, channels: int) -> int:
@@ -66,21 +84,32 @@ def output_path(source: str, out_dir: str, scale: int, forced_format: str = "aut
   return os.path.join(out_dir, f"{pathlib.Path(source).stem}_x{scale}{suffix}")
 
 
+def find_databar_row(micrograph: micrographs.Micrograph, mode: str) -> tuple[int, str]:
+  """(first row of the databar, or the image height when there is none; how it was found)."""
+  height = micrograph.pixels.shape[0]
+  if mode == "none":
+    return height, "not looked for (--databar=none)"
+  stated = micrograph.instrument.databar_row
+  if stated is not None:
+    return (height if stated < 0 else stated), f"{micrograph.instrument.source} metadata"
+  top = find_databar(micrographs.gray_levels(micrograph))
+  return (height, "image detector: none") if top < 0 else (top, "image detector")
+
+
 def databar_row(micrograph: micrographs.Micrograph, mode: str) -> int:
   """First row of the databar (the image height when there is none or ``mode`` is none)."""
-  height = micrograph.pixels.shape[0]
-  top = -1 if mode == "none" else find_databar(micrographs.gray_levels(micrograph))
-  return height if top < 0 else top
+  return find_databar_row(micrograph, mode)[0]
 
 
 def upscale_pixels(micrograph: micrographs.Micrograph, model: Model, settings: Settings,
-                   dtype: np.dtype, progress=None) -> np.ndarray:
+                   dtype: np.dtype, progress=None, top: int | None = None) -> np.ndarray:
   """The upscaled micrograph as stored pixels (H', W', 1 or 3) of ``dtype``.
 
   ``progress``: a tqdm-like bar, reset to the number of model tiles and updated per tile.
+  ``top``: the databar's first row when already known.
   """
   height, width = micrograph.pixels.shape[:2]
-  top = databar_row(micrograph, settings.databar)
+  top = databar_row(micrograph, settings.databar) if top is None else top
   if min(top, width) < MIN_SIDE:
     where = " above its databar" if top < height else ""
     raise MicrographError(f"image is {width}x{top} px{where}; too small for the model: the "
@@ -89,11 +118,12 @@ def upscale_pixels(micrograph: micrographs.Micrograph, model: Model, settings: S
   scale, channels = model.scale, micrographs.output_channels(micrograph, model.channels)
   out_height = (height if settings.databar == "keep" else top) * scale
   out = np.empty((out_height, width * scale, channels), dtype)
+  value_range = micrographs.output_range(micrograph, dtype)
 
   def sink(offset: int) -> Callable[[int, np.ndarray], None]:
     def write(row: int, values: np.ndarray) -> None:
       out[offset + row:offset + row + len(values)] = micrographs.from_unit(
-          values, dtype, micrograph.value_range, channels)
+          values, dtype, value_range, channels)
     return write
 
   if progress is not None:
@@ -111,15 +141,33 @@ def upscale_pixels(micrograph: micrographs.Micrograph, model: Model, settings: S
 
 
 def upscale_file(source: str, dest: str, model: Model, settings: Settings,
-                 progress=None) -> tuple[int, int]:
-  """Reads ``source``, upscales it and writes ``dest`` atomically; returns its (height, width).
+                 progress=None, package: dict | None = None) -> Upscaled:
+  """Reads ``source``, upscales it and writes ``dest`` and its sidecar ``dest.json`` atomically.
 
-  Raises MicrographError (or OSError from writing) with the reason; nothing is left at
-  ``dest`` then.
+  ``package``: version and commit for the provenance (calibration.package_provenance(), asked
+  once per batch). Raises MicrographError (or OSError from writing) with the reason; nothing is
+  left at ``dest`` then.
   """
   micrograph = micrographs.read(source)
   fmt, _ = micrographs.output_format(source, settings.format)
+  top, found_by = find_databar_row(micrograph, settings.databar)
   pixels = upscale_pixels(micrograph, model, settings, micrographs.stored_dtype(micrograph, fmt),
-                          progress)
-  micrographs.write_atomic(dest, lambda f: micrographs.encode(pixels, fmt, f))
-  return pixels.shape[:2]
+                          progress, top=top)
+  calib = calibration.output_calibration(micrograph.instrument, model.scale,
+                                         settings.pixel_size_nm)
+  height = micrograph.pixels.shape[0]
+  databar = {"mode": settings.databar, "first_row": top if top < height else None,
+             "found_by": found_by}
+  making = {"model": model.label or "unnamed", "run": os.path.abspath(model.run_dir) if
+            model.run_dir else None, "checkpoint_step": model.step, "scale": model.scale,
+            "tile": settings.tile, "context": settings.context, "blend": settings.blend,
+            **(package if package is not None else calibration.package_provenance())}
+  description = calibration.record(
+      source=source, output=dest, shape=pixels.shape[:2], dtype=str(pixels.dtype),
+      calibration=calib, input_instrument=micrograph.instrument,
+      input_shape=micrograph.pixels.shape[:2], databar=databar, making=making)
+  text = calibration.to_json(description)
+  micrographs.write_atomic(dest, lambda f: micrographs.encode(
+      pixels, fmt, f, calib.pixel_size_nm, info=text if fmt == "tiff" else ""))
+  micrographs.write_atomic(calibration.sidecar_path(dest), lambda f: f.write(text.encode()))
+  return Upscaled(pixels.shape[:2], calib, top, found_by, micrograph.instrument.warnings)

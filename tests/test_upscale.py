@@ -205,7 +205,8 @@ def test_round_trip_keeps_pixel_type_format_and_scales_the_shape(tmp_path, name,
   source_unit = micrographs.model_input(micrographs.read(str(source)), 1)
   expected = np.clip(degradations.bicubic_upscale(source_unit, 2), 0, 1)  # clipped as stored
   got = micrographs.to_unit(out.pixels, micrographs.read(str(source)).value_range)
-  tolerance = {np.uint8: 0.6 / 255, np.uint16: 0.6 / 65535, np.float32: 1e-5}[dtype]
+  lo, hi = micrographs.read(str(source)).value_range  # 16 bits: the frame's own range
+  tolerance = 1e-5 if dtype == np.float32 else 0.6 / (hi - lo)
   if name.endswith(".jpg"):
     tolerance = 4 / 255  # JPEG's own loss at quality 95
   assert np.abs(got - expected).max() <= tolerance
@@ -333,9 +334,13 @@ def test_cli_reports_each_bad_input_once_and_upscales_the_rest(tmp_path, ledger)
   assert len(errors) == len(expected), errors
   for path, message in expected.items():
     assert any(e.startswith(f"error: {path}: {message}") for e in errors), (path, errors)
-  assert sorted(os.listdir(tmp_path / "out")) == ["good16_x2.tif", "good_x2.png"]  # no parts
+  assert sorted(os.listdir(tmp_path / "out")) == [  # each output and its sidecar; no parts
+      "good16_x2.tif", "good16_x2.tif.json", "good_x2.png", "good_x2.png.json"]
   assert tifffile.imread(tmp_path / "out/good16_x2.tif").shape == (40, 60)
-  assert result.stdout.strip().startswith("2 upscaled, 8 failed in ")
+  lines = result.stdout.strip().splitlines()
+  assert lines[-1].startswith("2 upscaled, 8 failed in ")
+  assert lines[-1].endswith("pixel size unknown (--pixel-size sets it)")
+  assert sorted(line.split(" -> ")[0] for line in lines[:-1]) == ["in/good.png", "in/good16.tif"]
   # Existing outputs are kept unless --overwrite; folders recurse on request only.
   (src / "sub").mkdir()
   (src / "sub/deep.jpg").write_bytes(_jpeg_bytes(16, 16))
@@ -349,7 +354,7 @@ def test_cli_reports_each_bad_input_once_and_upscales_the_rest(tmp_path, ledger)
                       "in/good.png", "in/good.png", cwd=tmp_path)
   assert replaced.returncode == 0, replaced.stderr
   assert tifffile.imread(tmp_path / "out/good_x2.tif").dtype == np.uint8
-  assert replaced.stdout.startswith("1 upscaled, 0 failed")  # the repeat is upscaled once
+  assert replaced.stdout.splitlines()[-1].startswith("1 upscaled, 0 failed")  # once
 
 
 def test_cli_unwritable_output_folder_and_bad_flags_stop_up_front(tmp_path, ledger):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from absl import logging
 
-from tfds_sem import sem_images
+from tfds_sem import instrument, sem_images
 
 SPLITS = ("train", "validation", "test")
 _MAX_LISTED = 200  # skipped file names kept in the dataset metadata
@@ -65,8 +65,13 @@ def index_source(entries: Entries, percent: tuple[float, ...], class_order: list
       logging.warning("Skipping %s: unreadable image (%s).", member.filename, e)
       continue
     digest = sem_images.content_hash(image)
+    metadata = instrument.read(data, member.filename, *image.shape[:2])
+    for warning in metadata.warnings:
+      logging.warning("%s: %s.", member.filename, warning)
     kept = first_of_hash.setdefault(digest, member)
-    if kept is not member:
+    if kept is member:
+      counts["with_pixel_size"] += metadata.pixel_size_nm is not None
+    else:
       counts["duplicates"] += 1
       counts["cross_class_duplicates"] += kept.label != member.label
       logging.info("%s duplicates %s; stored once.", member.filename, kept.filename)
@@ -83,6 +88,7 @@ def index_source(entries: Entries, percent: tuple[float, ...], class_order: list
   stats = {
       "files_found": counts["files"],
       "images_stored": len(first_of_hash),
+      "images_with_pixel_size": counts["with_pixel_size"],
       "duplicates_dropped": counts["duplicates"],
       "cross_class_duplicates": counts["cross_class_duplicates"],
       "skipped_not_image": counts["skipped_not_image"],
@@ -92,9 +98,11 @@ def index_source(entries: Entries, percent: tuple[float, ...], class_order: list
       "split_sizes": {s: per_split.get(s, 0) for s in SPLITS},
       "class_sizes": {c: len(by_class.get(c, [])) for c in class_order if by_class.get(c)},
   }
-  logging.info("Indexed %d files: %d images stored, %d exact duplicates dropped (%d across "
-               "classes), %d non-image and %d unreadable files skipped; splits %s.",
-               stats["files_found"], stats["images_stored"], stats["duplicates_dropped"],
+  logging.info("Indexed %d files: %d images stored (%d with a pixel size in their metadata), %d "
+               "exact duplicates dropped (%d across classes), %d non-image and %d unreadable "
+               "files skipped; splits %s.",
+               stats["files_found"], stats["images_stored"], stats["images_with_pixel_size"],
+               stats["duplicates_dropped"],
                stats["cross_class_duplicates"], stats["skipped_not_image"],
                stats["skipped_unreadable"], stats["split_sizes"])
   if not first_of_hash:
@@ -102,15 +110,25 @@ def index_source(entries: Entries, percent: tuple[float, ...], class_order: list
   return Index(split_of_file, stats)
 
 
+def databar_row(gray: np.ndarray, metadata: instrument.Instrument) -> int:
+  """The first databar row the metadata states (FEI), else the image detector's; -1: none."""
+  if metadata.databar_row is not None:
+    return metadata.databar_row
+  return sem_images.find_databar(gray)
+
+
 def generate_split(entries: Entries, index: Index, split: str, *, bits: int, crop_databar: bool,
-                   with_sublabel: bool) -> Iterator[tuple[str, dict]]:
-  """Pass 2: the examples of one split, keyed by file name."""
+                   with_sublabel: bool,
+                   with_pixel_size: bool = False) -> Iterator[tuple[str, dict]]:
+  """Pass 2: the examples of one split, keyed by file name; ``with_pixel_size`` adds the
+  metadata's (x, y) pixel size in nm, (-1, -1) when unknown."""
   for member, data in entries():
     if index.split_of_file.get(member.filename) != split:
       continue
     original = sem_images.decode_image(data, member.filename)
     gray = sem_images.to_bit_depth(sem_images.to_gray(original), bits)
-    databar = sem_images.find_databar(gray) if crop_databar else -1
+    metadata = instrument.read(data, member.filename, *original.shape[:2])
+    databar = databar_row(gray, metadata) if crop_databar else -1
     example = {
         "image": gray[:databar] if databar > 0 else gray,
         "databar_row": databar,
@@ -120,4 +138,6 @@ def generate_split(entries: Entries, index: Index, split: str, *, bits: int, cro
     }
     if with_sublabel:
       example["sublabel"] = member.sublabel
+    if with_pixel_size:
+      example["pixel_size_nm"] = np.array(metadata.pixel_size_nm or (-1.0, -1.0), np.float32)
     yield member.filename, example

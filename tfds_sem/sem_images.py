@@ -1,4 +1,4 @@
-"""Reading SEM micrographs for the TFDS builders: decode, grayscale, databar, content hash.
+"""Reading SEM micrographs for the TFDS builders: decode, grayscale, palettes, content hash.
 
 Pure functions on bytes and arrays; the builders own the file walking.
 """
@@ -13,16 +13,13 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
+from tfds_sem.databar import find_databar  # noqa: F401  (the builders' and upscale's entry)
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 
-# Databar detection (8-bit levels). A band pixel is near black or near white; a band row is
-# mostly band pixels (text and the scale bar take the rest); the band's first row is a clean line.
-_DARK_LEVEL, _BRIGHT_LEVEL = 40, 215
-_BAND_ROW_FRACTION = 0.5
-_BAND_EDGE_FRACTION = 0.9
-_BAND_MIN_HEIGHT = 0.02  # of the image height
-_BAND_MAX_HEIGHT = 0.5
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601
+_GRAY_RAMP_SHARE = 0.75  # of a palette's entries gray (r = g = b) makes it a gray ramp
 
 
 class ImageDecodeError(ValueError):
@@ -37,12 +34,20 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
   """Bytes of a JPEG/PNG/TIFF/BMP file -> HxWxC uint8 or uint16 array (first page of a TIFF)."""
   try:
     if name.lower().endswith(_TIFF_SUFFIXES):
-      array = tifffile.imread(io.BytesIO(data), key=0)
+      with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages[0]
+        array = page.asarray()
+        if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
+          array = palette_to_gray(array, page.colormap.T, 65535)
     else:
       with Image.open(io.BytesIO(data)) as image:
         image.load()  # raises on truncated data instead of returning a partly grey image
-        array = np.asarray(image.convert("RGB") if image.mode in ("P", "CMYK", "YCbCr")
-                           else image)
+        if image.mode == "P" and "transparency" not in image.info:
+          palette = np.asarray(image.getpalette("RGB"), np.uint8).reshape(-1, 3)
+          array = palette_to_gray(np.asarray(image), palette, 255)
+        else:
+          array = np.asarray(image.convert("RGB") if image.mode in ("P", "CMYK", "YCbCr")
+                             else image)
   except UnidentifiedImageError:
     raise ImageDecodeError("not a readable image (unknown format or corrupt header)") from None
   except Exception as e:  # PIL and tifffile raise many types for bad bytes
@@ -61,6 +66,26 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
   return array
 
 
+def palette_to_gray(indices: np.ndarray, palette: np.ndarray, top: int) -> np.ndarray:
+  """Palette indices -> HxW(x1) uint8 gray levels through ``palette`` (N x 3, values 0..top).
+
+  SEM software (Zeiss SmartSEM) stores 8-bit frames as palette images whose palette is a gray
+  ramp except a few overlay entries (coloured annotation text): there the gray entries are the
+  levels, and an overlay entry takes the level its gray neighbours give it, not its colour's.
+  Any other palette is mapped to the BT.601 luma of its colours.
+  """
+  rgb = palette.astype(np.float64) * (255.0 / top)
+  is_gray = np.ptp(rgb, axis=1) <= 1.0
+  entries = np.arange(len(rgb))
+  gray_levels = rgb[is_gray, 0]
+  if is_gray.mean() >= _GRAY_RAMP_SHARE and np.all(np.diff(gray_levels) >= 0):
+    lut = np.interp(entries, entries[is_gray], gray_levels)
+  else:
+    lut = rgb @ _LUMA.astype(np.float64)
+  lut = np.clip(np.floor(lut + 0.5), 0, 255).astype(np.uint8)
+  return lut[np.clip(indices, 0, len(lut) - 1)]
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
   """HxWxC -> HxWx1 of the same dtype: ITU-R BT.601 luma of RGB(A), gray(+alpha) kept.
 
@@ -69,7 +94,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
   """
   if image.shape[-1] in (1, 2):
     return image[..., :1]
-  luma = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+  luma = image[..., :3].astype(np.float32) @ _LUMA
   top = np.iinfo(image.dtype).max
   return np.clip(np.floor(luma + 0.5), 0, top).astype(image.dtype)[..., None]
 
@@ -79,29 +104,6 @@ def to_bit_depth(gray: np.ndarray, bits: int) -> np.ndarray:
   if bits == 8:
     return gray if gray.dtype == np.uint8 else (gray >> 8).astype(np.uint8)
   return gray if gray.dtype == np.uint16 else gray.astype(np.uint16) * 257
-
-
-def find_databar(gray: np.ndarray) -> int:
-  """First row of the instrument's databar (a full-width bright or dark bottom band), or -1.
-
-  Walks up from the bottom row while rows stay mostly band-coloured; the band must start with
-  a clean edge row and be between 2% and 50% of the image high.
-  """
-  levels = to_bit_depth(gray, 8)[..., 0]
-  height = levels.shape[0]
-  for is_band in (levels <= _DARK_LEVEL, levels >= _BRIGHT_LEVEL):
-    fraction = is_band.mean(axis=1)
-    if fraction[-1] < _BAND_EDGE_FRACTION:
-      continue
-    top = height - 1
-    while top > 0 and fraction[top - 1] >= _BAND_ROW_FRACTION:
-      top -= 1
-    while top < height - 1 and fraction[top] < _BAND_EDGE_FRACTION:
-      top += 1  # the walk may stop on a text row; the band's edge is the first clean row
-    band = height - top
-    if _BAND_MIN_HEIGHT * height <= band <= _BAND_MAX_HEIGHT * height:
-      return top
-  return -1
 
 
 def content_hash(image: np.ndarray) -> str:

@@ -60,8 +60,11 @@ def fingerprint(root: pathlib.Path) -> str:
 class SemFolder(tfds.core.GeneratorBasedBuilder):
   """The user's SEM images, prepared like the NFFA archive."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "First release.",
+                   "1.1.0": "Pixel size per image from the file's metadata; databars of real "
+                            "instruments (FEI metadata, Zeiss framed bands); palette TIFFs as "
+                            "gray levels."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   BUILDER_CONFIGS = [
       SemFolderConfig(name="default", description="8-bit images from the manual directory."),
@@ -94,6 +97,8 @@ class SemFolder(tfds.core.GeneratorBasedBuilder):
             "label": tfds.features.Text(),  # class sub-folder; "" for images at the top level
             "filename": tfds.features.Text(),  # path relative to the folder
             "original_shape": tfds.features.Tensor(shape=(2,), dtype=np.int32),
+            # (x, y) nm per pixel from the file's metadata (Zeiss, FEI, ImageJ, OME); -1: unknown
+            "pixel_size_nm": tfds.features.Tensor(shape=(2,), dtype=np.float32),
         }),
         supervised_keys=None,
         metadata=tfds.core.MetadataDict(),
@@ -119,7 +124,8 @@ class SemFolder(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, entries, index, split):
     cfg = self.builder_config
     return prepare.generate_split(entries, index, split, bits=cfg.bits,
-                                  crop_databar=cfg.crop_databar, with_sublabel=False)
+                                  crop_databar=cfg.crop_databar, with_sublabel=False,
+                                  with_pixel_size=True)
 
 
 def _members(root: pathlib.Path):

@@ -1,0 +1,86 @@
+"""Finding the instrument's databar in the pixels: the info band SEMs draw below the image.
+
+Layouts seen on real instruments:
+- Zeiss SmartSEM: a 1-px black line, a white band with black text, logo and scale bar, a 1-px
+  black line, and the frame's last row holding image-like values;
+- FEI / Thermo Fisher, JEOL, Hitachi, TESCAN: a full-width black (or white) band with text of
+  the other colour, often from its first row to the frame's last.
+
+A databar is recognised by what an image's content rarely has all at once: a band of rows that
+are mostly one saturated colour, ending at most a few rows above the frame's last row, whose
+first row is a clean full-width line that starts abruptly below image content, and which holds
+text (pixels of the other colour). A dark or bright bottom region without text, or one that
+fades in over several rows, is content, not a databar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# 8-bit levels that count as band colours (loose enough for JPEG-blurred 1-px frame lines).
+_DARK_LEVEL, _BRIGHT_LEVEL = 64, 192
+_BAND_ROW_FRACTION = 0.5  # a band row is at least this much band colour (text takes the rest)
+_LINE_FRACTION = 0.9  # a clean line: this much of one colour, across the full width
+_ABOVE_EDGE_FRACTION = 0.5  # the row above the band's first row has at most this much of its colour
+_MAX_TAIL_ROWS = 2  # rows below the band that may hold other values (Zeiss' last row)
+_MIN_TEXT_ROWS = 0.1  # of the band's inner rows, this share must hold text
+_MIN_TEXT_PIXELS = 2  # pixels of the other colour that make a row hold text
+_MIN_HEIGHT, _MAX_HEIGHT = 0.02, 0.35  # of the frame's height (NFFA: 10-25 %)
+
+
+def levels_8bit(gray: np.ndarray) -> np.ndarray:
+  """H x W (x 1) integer levels -> H x W uint8: 8-bit as is; 16-bit stretched from the frame's
+  own minimum to its maximum (12-bit data in 16-bit containers spans a fraction of the type)."""
+  gray = gray[..., 0] if gray.ndim == 3 else gray
+  if gray.dtype == np.uint8:
+    return gray
+  lo, hi = float(gray.min()), float(gray.max())
+  stretched = (gray.astype(np.float32) - lo) * (255.0 / ((hi - lo) or 1.0))
+  return np.floor(stretched + 0.5).astype(np.uint8)
+
+
+def find_databar(gray: np.ndarray) -> int:
+  """First row of the instrument's databar in a gray frame (H x W or H x W x 1, uint8 or
+  uint16), or -1 when the frame has none."""
+  levels = levels_8bit(gray)
+  height, width = levels.shape
+  dark = (levels <= _DARK_LEVEL).mean(axis=1)
+  bright = (levels >= _BRIGHT_LEVEL).mean(axis=1)
+  line = (dark >= _LINE_FRACTION) | (bright >= _LINE_FRACTION)
+  for band, text in ((bright, dark), (dark, bright)):
+    member = (band >= _BAND_ROW_FRACTION) | line
+    end = _band_end(member)
+    top = _band_top(member, end, line, dark, bright)
+    if top < 0 or not _MIN_HEIGHT * height <= height - top <= _MAX_HEIGHT * height:
+      continue
+    inner = [r for r in range(top + 1, end) if not line[r]]
+    if inner and np.mean(text[inner] * width >= _MIN_TEXT_PIXELS) >= _MIN_TEXT_ROWS:
+      return top
+  return -1
+
+
+def _band_end(member: np.ndarray) -> int:
+  """One past the band's last row: the lowest member row among the frame's last rows."""
+  height = len(member)
+  for end in range(height - 1, max(height - 2 - _MAX_TAIL_ROWS, -1), -1):
+    if member[end]:
+      return end + 1
+  return -1
+
+
+def _band_top(member: np.ndarray, end: int, line: np.ndarray, dark: np.ndarray,
+              bright: np.ndarray) -> int:
+  """The band's first row, or -1: walk up from the band's end over band rows and lines, then
+  take the first clean line there that starts abruptly below rows not of its colour."""
+  if end < 0:
+    return -1
+  start = end - 1
+  while start > 0 and member[start - 1]:
+    start -= 1
+  for row in range(start, end):
+    if not line[row]:
+      continue
+    colour = dark if dark[row] >= _LINE_FRACTION else bright
+    if row == 0 or colour[row - 1] <= _ABOVE_EDGE_FRACTION:
+      return row
+  return -1
