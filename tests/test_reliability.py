@@ -2,7 +2,9 @@
 disk, a foreign workdir and a stuck GAN each get one clear answer. Counts feed the README."""
 
 import errno
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,17 +28,35 @@ def _config(data_dir, **overrides):
                      eval_every=STEPS, log_every=1, **overrides)
 
 
-def _start(data_dir, workdir):
+@pytest.fixture
+def straight_run(tiny_data_dir, tmp_path_factory):
+  """(config, workdir) of an uninterrupted STEPS-step run, checkpoints 2..6 kept; trained once
+  per session and shared by the pytest-xdist workers (tests copy it, never change it)."""
+  from filelock import FileLock
+
+  base = tmp_path_factory.getbasetemp()
+  shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+  config = _config(tiny_data_dir, image_every=STEPS, keep_checkpoints=5)
+  workdir = str(shared / "straight_run")
+  with FileLock(str(shared / "straight_run.lock")):
+    if not os.path.exists(os.path.join(workdir, "done")):
+      shutil.rmtree(workdir, ignore_errors=True)
+      train.train_and_evaluate(config, workdir)
+      open(os.path.join(workdir, "done"), "w").close()
+  return config, workdir
+
+
+def _start(data_dir, workdir, *extra, env=None):
   import jax
 
   flags = [*_tiny_flags(data_dir), f"--workdir={workdir}", f"--config.train.num_steps={STEPS}",
            "--config.train.pretrain_steps=2", "--config.train.checkpoint_every=1",
            f"--config.train.eval_every={STEPS}", "--config.train.log_every=1",
-           f"--config.train.image_every={STEPS}", "--config.data.eval_max_images=2"]
+           f"--config.train.image_every={STEPS}", "--config.data.eval_max_images=2", *extra]
   env = {**os.environ, "PYTHONPATH": str(REPO),
          "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1", **(env or {})}
   return subprocess.Popen([sys.executable, "-m", "sinsr_jax.main", *flags], cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -56,12 +76,25 @@ def _wait_for_checkpoint(workdir, proc, at_least: int, timeout=600):
   raise AssertionError("no checkpoint in time")
 
 
+def _wait_for_lock(workdir, proc, timeout=300):
+  """Waits until ``proc`` holds the workdir's lock."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    try:
+      with open(os.path.join(workdir, "lock")) as f:
+        if json.load(f)["pid"] == proc.pid:
+          return
+    except (OSError, ValueError):
+      pass
+    if proc.poll() is not None:
+      raise AssertionError(f"run ended early: {proc.stdout.read()[-3000:]}")
+    time.sleep(0.05)
+  raise AssertionError("no lock in time")
+
+
 def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_dir, tmp_path,
-                                                                      ledger):
-  config = _config(tiny_data_dir)
-  config.train.image_every = STEPS
-  straight = str(tmp_path / "straight")
-  train.train_and_evaluate(config, straight)
+                                                                      straight_run, ledger):
+  config, straight = straight_run
 
   faulty = str(tmp_path / "faulty")
   # SIGKILL as soon as step 2's checkpoint begins: its asynchronous write is likely cut short.
@@ -69,12 +102,22 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_
   _wait_for_checkpoint(faulty, proc, 2)
   proc.kill()
   proc.wait(timeout=60)
-  # SIGTERM later: the run ends its step, writes a checkpoint and exits 0.
+  assert os.path.exists(os.path.join(faulty, "lock"))  # SIGKILL leaves the lock behind
+  # SIGTERM later: the run ends its step, writes a checkpoint and exits 0. Meanwhile a second
+  # launch on the same workdir (a requeued job) is refused in one line and touches nothing.
   proc = _start(tiny_data_dir, faulty)
+  _wait_for_lock(faulty, proc)
+  second = _start(tiny_data_dir, faulty)
+  refused, _ = second.communicate(timeout=300)
+  assert second.returncode == 1 and "Traceback" not in refused, refused[-3000:]
+  assert refused.strip().splitlines()[-1].startswith(
+      f"error: {faulty} is in use by another training (pid {proc.pid} on "), refused[-2000:]
+  assert proc.poll() is None  # the first one goes on
   _wait_for_checkpoint(faulty, proc, 4)
   proc.send_signal(signal.SIGTERM)
   out, _ = proc.communicate(timeout=120)
   assert proc.returncode == 0, out[-3000:]
+  assert "Taking over the lock of" in out and "no longer exists" in out  # the killed one's
   assert "stopped by SIGTERM at step" in out and "the same command resumes" in out
   stopped_at = int(out.split("stopped by SIGTERM at step ")[1].split(";")[0])
   assert stopped_at < STEPS
@@ -96,6 +139,8 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_
     np.testing.assert_array_equal(x, y)
   ledger.injected("SIGKILL", 2)
   ledger.injected("SIGTERM")
+  ledger.injected("second launch on a workdir")
+  ledger.injected("stale lock")
 
   # The same workdir with another model is refused, naming the difference.
   other = _config(tiny_data_dir)

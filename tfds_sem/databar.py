@@ -20,6 +20,7 @@ import numpy as np
 # 8-bit levels that count as band colours (loose enough for JPEG-blurred 1-px frame lines).
 _DARK_LEVEL, _BRIGHT_LEVEL = 64, 192
 _BAND_ROW_FRACTION = 0.5  # a band row is at least this much band colour (text takes the rest)
+_INK_AND_PAPER = 0.9  # or it is dense text: this much dark and bright together
 _LINE_FRACTION = 0.9  # a clean line: this much of one colour, across the full width
 _ABOVE_EDGE_FRACTION = 0.5  # the row above the band's first row has at most this much of its colour
 _MAX_TAIL_ROWS = 2  # rows below the band that may hold other values (Zeiss' last row)
@@ -47,8 +48,9 @@ def find_databar(gray: np.ndarray) -> int:
   dark = (levels <= _DARK_LEVEL).mean(axis=1)
   bright = (levels >= _BRIGHT_LEVEL).mean(axis=1)
   line = (dark >= _LINE_FRACTION) | (bright >= _LINE_FRACTION)
+  ink_and_paper = dark + bright >= _INK_AND_PAPER
   for band, text in ((bright, dark), (dark, bright)):
-    member = (band >= _BAND_ROW_FRACTION) | line
+    member = (band >= _BAND_ROW_FRACTION) | ink_and_paper | line
     end = _band_end(member)
     top = _band_top(member, end, line, dark, bright)
     if top < 0 or not _MIN_HEIGHT * height <= height - top <= _MAX_HEIGHT * height:
