@@ -113,18 +113,19 @@ def acquire(rng: np.random.Generator, signal: np.ndarray,
   """Records an SE yield map as an 8-bit micrograph (HxW uint8)."""
   objects = np.zeros(signal.shape, bool) if objects is None else objects
   signal = _charging(rng, signal, objects)
-  sigma = log_uniform(rng, 0.3, 2.5)  # probe size and defocus
+  sigma = log_uniform(rng, 0.3, 4.0)  # probe size and defocus; high-mag frames are oversampled
   astig = rng.uniform(0.6, 1.0) if rng.random() < 0.25 else 1.0
   signal = ndimage.gaussian_filter(signal, (sigma * astig, sigma / astig))
   signal = _scan_jitter(rng, signal)
   # The operator sets offset and gain from the frame's range; some frames end up clipped.
   lo, hi = np.percentile(signal, [rng.uniform(0.0, 3.0), rng.uniform(97.0, 100.0)])
   norm = np.clip((signal - lo) / (hi - lo + 1e-9), 0.0, None)
-  dose = log_uniform(rng, 4.0, 2000.0)  # electrons per pixel at full brightness
+  dose = log_uniform(rng, 5.0, 3e4)  # e- per pixel at full brightness (line averaging: high)
   counts = rng.poisson(norm * dose) / dose
   counts = ndimage.gaussian_filter1d(counts, rng.uniform(0.01, 0.8), axis=1)  # detector bandwidth
   counts += rng.normal(0.0, log_uniform(rng, 0.002, 0.03), counts.shape)  # read noise
   counts = _streaks(rng, counts, 1.0)
-  offset, gain = rng.uniform(-0.08, 0.25), rng.uniform(0.55, 1.15)
+  gain = log_uniform(rng, 0.3, 1.15)  # not every operator stretches the contrast
+  offset = rng.uniform(-0.1, 1.0 - 0.8 * gain)
   image = offset + gain * counts
   return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
