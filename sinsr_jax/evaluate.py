@@ -1,6 +1,11 @@
 """Command line: score trained runs and bicubic on a dataset split -> tables and figures.
 
     python -m sinsr_jax.evaluate --run=runs/sinsr --run=runs/esrgan --split=test --out=results
+    python -m sinsr_jax.evaluate --run=runs/quick --images=my_micrographs/ --out=results
+
+``--images`` scores on the user's own HR micrographs (files, globs, folders) instead of a
+dataset split: each file's image area above its databar, whole, LR made by the first run's
+degradation (sinsr_jax.image_folder).
 
 Every run folder (or glob, or a folder of run folders: a sweep) is read back from its
 config.json and newest checkpoint; all are scored on the same LR images (the first run's data
@@ -41,6 +46,9 @@ _LPIPS = flags.DEFINE_enum("lpips", "auto", ["auto", "alex", "vgg", "none"],
                            "else no LPIPS column (the table says so).")
 _FIGURES = flags.DEFINE_integer("figures", 3, "Number of comparison figures (0 = none).")
 _BICUBIC = flags.DEFINE_bool("bicubic", True, "Score MATLAB bicubic beside the runs.")
+_IMAGES = flags.DEFINE_multi_string(
+    "images", [], "Your own HR micrographs (files, globs, folders) to score on instead of "
+    "--split: the image area above each databar, whole unless --crop.")
 
 
 def expand_runs(patterns: list[str]) -> list[str]:
@@ -201,7 +209,8 @@ def figure_indices(pairs: list[dict], classes, count: int) -> list[int]:
   return sorted(picked)
 
 
-def header_lines(data, pairs, runs_, lpips_line: str, seed: int) -> list[str]:
+def header_lines(data, pairs, runs_, lpips_line: str, seed: int,
+                 images: list[str] | None = None) -> list[str]:
   import jax
 
   from sinsr_jax import input_pipeline, metrics, provenance, validation
@@ -209,10 +218,11 @@ def header_lines(data, pairs, runs_, lpips_line: str, seed: int) -> list[str]:
   degradation = input_pipeline.degradation_from_config(data).describe()
   builder = f"{data.name}/{data.builder_config}" if data.builder_config else data.name
   crop = f", centre crop {data.eval_crop} px" if data.eval_crop else ""
+  source = (f"{', '.join(images)} (image areas above the databars)" if images else
+            f"{builder}, split {data.eval_split}")
   runs_line = "; ".join(f"{r.label} = {r.workdir} (step {r.step})" for r in runs_ if r.workdir)
   return [
-      f"# Super-resolution x{data.scale} on {builder}, split {data.eval_split}: "
-      f"{len(pairs)} images{crop}",
+      f"# Super-resolution x{data.scale} on {source}: {len(pairs)} images{crop}",
       "",
       f"- Convention: PSNR/SSIM {metrics.CONVENTION}{validation.STRUCTURE_CONVENTION}.",
       f"- {lpips_line}",
@@ -235,12 +245,15 @@ def header_lines(data, pairs, runs_, lpips_line: str, seed: int) -> list[str]:
 def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir: str,
              max_images: int = 0, crop: int = -1, data_dir: str | None = None,
              seed: int | None = None, lpips: str = "auto", figures: int = 3,
-             bicubic: bool = True) -> dict:
-  """Scores the runs (and bicubic) and writes the tables and figures; returns results.json."""
+             bicubic: bool = True, images: list[str] | None = None) -> dict:
+  """Scores the runs (and bicubic) and writes the tables and figures; returns results.json.
+
+  ``images``: the user's own micrographs to score on instead of the dataset's ``split``.
+  """
   import numpy as np
 
   from sinsr_jax import figures as figs
-  from sinsr_jax import input_pipeline, report, runs
+  from sinsr_jax import image_folder, input_pipeline, report, runs
   from sinsr_jax.config_checks import ensure_writable_dir
   from sinsr_jax.errors import UserError
 
@@ -258,14 +271,23 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
 
   config = loaded[0].config
   seed = config.seed if seed is None else seed
-  data = data_config(config, split=split, max_images=max_images, crop=crop, data_dir=data_dir)
-  builder = input_pipeline.prepare_builder(data)
-  if split not in builder.info.splits:
-    raise UserError(f"{builder.name} has no split {split!r}; it has "
-                    f"{', '.join(sorted(builder.info.splits))}")
-  pairs = input_pipeline.eval_images(builder.as_data_source(split=split), data,
-                                     channels=loaded[0].channels, seed=seed)
-  classes = class_namer(builder.info.features)
+  if images:  # whole image areas unless --crop: real frames vary in size
+    data = data_config(config, split="images", max_images=max_images, crop=max(crop, 0),
+                       data_dir=data_dir)
+    source, skipped = image_folder.load(images, channels=loaded[0].channels,
+                                        scale=config.data.scale)
+    for reason in skipped:
+      logging.warning("Not scored: %s", reason)
+    classes = lambda pair: _text(pair.get("label", ""))  # noqa: E731
+  else:
+    data = data_config(config, split=split, max_images=max_images, crop=crop, data_dir=data_dir)
+    builder = input_pipeline.prepare_builder(data)
+    if split not in builder.info.splits:
+      raise UserError(f"{builder.name} has no split {split!r}; it has "
+                      f"{', '.join(sorted(builder.info.splits))}")
+    source = builder.as_data_source(split=split)
+    classes = class_namer(builder.info.features)
+  pairs = input_pipeline.eval_images(source, data, channels=loaded[0].channels, seed=seed)
   entries = ([runs.bicubic(config)] if bicubic and all(
       r.config.model.name != "bicubic" for r in loaded) else []) + loaded
   keep = set(figure_indices(pairs, classes, figures))
@@ -276,7 +298,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
         run, pairs, lpips_model, keep, classes)
   rows = report.summarise(per_image)
   params = {r.label: r.num_params for r in entries}
-  header = header_lines(data, pairs, entries, lpips_line, seed)
+  header = header_lines(data, pairs, entries, lpips_line, seed, images)
   paths = report.write_all(out_dir, rows, header, params, {
       "compile_s": compile_s, "per_image": per_image,
       "runs": {r.label: {"workdir": r.workdir, "step": r.step, "model": r.config.model.name}
@@ -297,7 +319,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
       name = os.path.splitext(os.path.basename(_text(pair.get("filename", f"{i}"))))[0]
       path = os.path.join(figure_dir, f"{i:03d}_{name}.png")
       figs.comparison(path, panels, captions=captions,
-                      title=f"{name} ({classes(pair) or split}) x{config.data.scale}")
+                      title=f"{name} ({classes(pair) or data.eval_split}) x{config.data.scale}")
       paths.setdefault("figures", []).append(path)
   return {"rows": rows, "paths": paths, "per_image": per_image}
 
@@ -313,7 +335,7 @@ def main(argv: list[str]) -> None:
     result = evaluate(_RUN.value, labels=_LABEL.value, split=_SPLIT.value, out_dir=_OUT.value,
                       max_images=_MAX_IMAGES.value, crop=_CROP.value, data_dir=_DATA_DIR.value,
                       seed=_SEED.value, lpips=_LPIPS.value, figures=_FIGURES.value,
-                      bicubic=_BICUBIC.value)
+                      bicubic=_BICUBIC.value, images=_IMAGES.value)
   except UserError as e:
     _fail(str(e))
   except Exception as e:  # a failure no check foresaw: one line, the traceback in OUT/log.txt

@@ -93,8 +93,9 @@ def _project_datasets() -> list[str]:
 
 
 def _to_float(image: np.ndarray, channels: int) -> np.ndarray:
-  """uint8/uint16 HxWxC -> float32 [0, 1] with ``channels`` channels."""
-  scale = 65535.0 if image.dtype == np.uint16 else 255.0
+  """uint8/uint16 HxWxC (or float32 already in [0, 1]) -> float32 [0, 1] with ``channels``
+  channels."""
+  scale = {np.dtype(np.uint16): 65535.0, np.dtype(np.uint8): 255.0}.get(image.dtype, 1.0)
   x = image.astype(np.float32) / scale
   if x.shape[-1] == channels:
     return x

@@ -13,6 +13,7 @@ read back.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import io
 import os
 import pathlib
@@ -24,6 +25,7 @@ import tifffile
 
 from sinsr_jax.errors import UserError
 from tfds_sem import instrument as instrument_metadata
+from tfds_sem import sem_images
 from tfds_sem.sem_images import ImageDecodeError, decode_image, to_gray
 
 _FORMAT_OF_SUFFIX = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg",
@@ -245,3 +247,47 @@ def write_atomic(path: str, write: Callable) -> None:
   except BaseException:
     os.unlink(tmp)
     raise
+
+
+def _is_image(path: str) -> bool:
+  return os.path.isfile(path) and sem_images.is_image_name(path)
+
+
+def _folder_images(folder: str, recursive: bool) -> list[str]:
+  if recursive:
+    found = (os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
+  else:
+    found = (os.path.join(folder, name) for name in os.listdir(folder))
+  return sorted(p for p in found if _is_image(p))
+
+
+def expand_inputs(args: list[str], recursive: bool) -> tuple[list[str], list[str]]:
+  """(image files in order without repeats, one ``<input>: <reason>`` per unusable INPUT)."""
+  files, problems = [], []
+  where = " or its subfolders" if recursive else ""
+  for arg in args:
+    if os.path.isdir(arg):
+      found = _folder_images(arg, recursive)
+      if not found:
+        problems.append(f"{arg}: no image files ({', '.join(sem_images.IMAGE_SUFFIXES)}) in this "
+                        f"folder{where}")
+    elif os.path.isfile(arg):
+      found = [arg]  # named explicitly: read whatever it is and say why it does not work
+    elif any(c in arg for c in "*?["):
+      matches = sorted(glob.glob(arg, recursive=recursive))
+      found = [p for m in matches for p in (_folder_images(m, recursive) if os.path.isdir(m)
+                                             else [m] if _is_image(m) else [])]
+      if not found:
+        problems.append(f"{arg}: no image file matches" if not matches else
+                        f"{arg}: matches {len(matches)} paths but no image files")
+    else:
+      found = []
+      problems.append(f"{arg}: no such file or folder")
+    files += found
+  seen, unique = set(), []
+  for path in files:
+    key = os.path.realpath(path)
+    if key not in seen:
+      seen.add(key)
+      unique.append(path)
+  return unique, problems

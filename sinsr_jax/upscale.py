@@ -14,7 +14,6 @@ unusable), 2 bad flags.
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 import tempfile
@@ -31,7 +30,6 @@ from sinsr_jax.cli import fail as _fail  # noqa: E402
 from sinsr_jax.cli import prepare_process  # noqa: E402
 from sinsr_jax.errors import UserError  # noqa: E402
 from sinsr_jax.tiling import DEFAULT_TILE  # noqa: E402  (numpy only)
-from tfds_sem.sem_images import IMAGE_SUFFIXES, is_image_name  # noqa: E402
 
 _RUN = flags.DEFINE_string("run", None, "Training run folder (the newest checkpoint's EMA "
                            "weights), or bicubic for the MATLAB-bicubic baseline (with --scale).")
@@ -67,50 +65,6 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except flags.Error as e:
     _fail(str(e), 2)
-
-
-def _is_image(path: str) -> bool:
-  return os.path.isfile(path) and is_image_name(path)
-
-
-def _folder_images(folder: str, recursive: bool) -> list[str]:
-  if recursive:
-    found = (os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
-  else:
-    found = (os.path.join(folder, name) for name in os.listdir(folder))
-  return sorted(p for p in found if _is_image(p))
-
-
-def expand_inputs(args: list[str], recursive: bool) -> tuple[list[str], list[str]]:
-  """(image files in order without repeats, one ``<input>: <reason>`` per unusable INPUT)."""
-  files, problems = [], []
-  where = " or its subfolders" if recursive else ""
-  for arg in args:
-    if os.path.isdir(arg):
-      found = _folder_images(arg, recursive)
-      if not found:
-        problems.append(f"{arg}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this "
-                        f"folder{where}")
-    elif os.path.isfile(arg):
-      found = [arg]  # named explicitly: read whatever it is and say why it does not work
-    elif any(c in arg for c in "*?["):
-      matches = sorted(glob.glob(arg, recursive=recursive))
-      found = [p for m in matches for p in (_folder_images(m, recursive) if os.path.isdir(m)
-                                             else [m] if _is_image(m) else [])]
-      if not found:
-        problems.append(f"{arg}: no image file matches" if not matches else
-                        f"{arg}: matches {len(matches)} paths but no image files")
-    else:
-      found = []
-      problems.append(f"{arg}: no such file or folder")
-    files += found
-  seen, unique = set(), []
-  for path in files:
-    key = os.path.realpath(path)
-    if key not in seen:
-      seen.add(key)
-      unique.append(path)
-  return unique, problems
 
 
 def _reason(error: Exception) -> str:
@@ -256,6 +210,8 @@ def main(argv: list[str]) -> None:
   settings = _settings()
   start = time.perf_counter()
   out_dir = os.path.expanduser(_OUT.value)
+  from sinsr_jax.micrographs import expand_inputs
+
   files, problems = expand_inputs(inputs, _RECURSIVE.value)
   for problem in problems:
     print(f"error: {problem}", file=sys.stderr)

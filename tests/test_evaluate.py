@@ -200,3 +200,49 @@ def test_cli_table_and_clear_errors(trained_run, tmp_path, ledger):
          "builds (2,): it was written by another model or configuration" in refused.stderr
   assert "Traceback" not in refused.stderr
   ledger.tried("evaluate: missing run, not a run, unknown split, foreign checkpoint", 4)
+
+
+def test_evaluate_on_a_folder_of_the_users_micrographs(trained_run, tmp_path, ledger):
+  """--images: each file's image area above its databar, LR by the run's degradation, scored
+  like a split; unusable files skipped with a reason."""
+  import tifffile
+  from test_micrograph_files import _content, _fei_tiff, fei_frame, zeiss_frame
+
+  from sinsr_jax import input_pipeline, micrographs
+
+  ledger.tried("evaluate --images: too small, not an image", 2)
+  rng = np.random.default_rng(0)
+  folder = tmp_path / "mine"
+  folder.mkdir()
+  Image.fromarray(zeiss_frame(rng, 192, 256, 158)).save(folder / "zeiss.png")
+  _fei_tiff(folder / "fei.tif", (fei_frame(rng).astype(np.uint16) * 16 + 15264))
+  tifffile.imwrite(folder / "plain.tif", _content(rng, 96, 128))
+  Image.fromarray(_content(rng, 40, 40)).save(folder / "tiny.png")
+  (folder / "notes.tif").write_text("not an image")
+  out = tmp_path / "scored"
+  result = evaluate.evaluate([str(trained_run / "a")], labels=["mine"], split="test",
+                             out_dir=str(out), lpips="none", figures=1, images=[str(folder)])
+  names = [os.path.basename(r["filename"]) for r in result["per_image"]["bicubic"]]
+  assert names == ["fei.tif", "plain.tif", "zeiss.png"]
+  assert [r["class"] for r in result["per_image"]["mine"]] == ["mine"] * 3
+  source = runs.load(str(trained_run / "a"))
+  data = evaluate.data_config(source.config, split="images", max_images=0, crop=0,
+                              data_dir=None)
+  degrade = input_pipeline.degradation_from_config(data)
+  for i, (name, rows) in enumerate((("fei.tif", 400), ("plain.tif", 96), ("zeiss.png", 158))):
+    hr = micrographs.model_input(micrographs.read(str(folder / name)), 1)[:rows]
+    hr = hr[:hr.shape[0] // 4 * 4, :hr.shape[1] // 4 * 4]
+    assert hr.max() > 0.5  # 12 bits in 16: the frame's own range, not 15264..20096 / 65535
+    lr = degrade(hr, np.random.default_rng([source.config.seed, 7919, i]))
+    expected = float(metrics.psnr_db(degradations.bicubic_upscale(lr[None], 4), hr[None],
+                                     crop_border=4)[0])
+    assert result["per_image"]["bicubic"][i]["psnr_db"] == pytest.approx(expected, abs=1e-4)
+  text = (out / "results.md").read_text()
+  assert f"on {folder} (image areas above the databars): 3 images" in text
+  assert len(list((out / "figures").iterdir())) == 1
+  none = tmp_path / "none"
+  none.mkdir()
+  Image.fromarray(_content(rng, 40, 40)).save(none / "small.png")
+  with pytest.raises(UserError, match="small.png: image area 40x40 px is smaller than 64 px"):
+    evaluate.evaluate([str(trained_run / "a")], labels=[], split="test", out_dir=str(out),
+                      lpips="none", figures=0, images=[str(none)])
