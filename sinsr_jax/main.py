@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # clu imports TensorFlow; keep it quiet
 
@@ -124,8 +123,6 @@ def main(argv: list[str]) -> None:
   if _WORKDIR.value is None:
     _fail("--workdir is required", 2)
   log_failures_to(_WORKDIR.value)
-  from sinsr_jax.preemption import StopNow
-
   try:
     from sinsr_jax import train
 
@@ -135,9 +132,6 @@ def main(argv: list[str]) -> None:
       record = train.evaluate(_CONFIG.value, _WORKDIR.value)
   except UserError as e:
     _fail(str(e))
-  except StopNow as e:
-    print(e.message, flush=True)
-    sys.exit(e.status)
   except Exception as e:  # a failure no check foresaw: one line, the traceback in log.txt
     fail_unexpected(e)
   logging.info("Final metrics: %s", record)

@@ -6,9 +6,11 @@ to resume from. During training the current step ends, a checkpoint is written a
 exits 0; a second signal stops at once. The same command resumes in every case.
 
 A Python signal handler runs only when the main thread returns to the interpreter, which a
-15-minute XLA compilation does not do; so a watcher thread, woken through ``signal``'s wakeup
-file descriptor, ends the process itself (cleanups first, then ``os._exit``) when the main thread
-has not started stopping within ``grace_s``.
+15-minute XLA compilation does not do; so a prompt stop is the work of a watcher thread, woken
+through ``signal``'s wakeup file descriptor: it runs the registered cleanups (grain's worker
+processes, the workdir lock), prints one line and ends the process with ``os._exit`` (status
+128 + the signal number). Unwinding the main thread instead could interrupt a library at any
+line (a worker process half started) and leave its exit handlers to fail noisily.
 """
 
 from __future__ import annotations
@@ -21,14 +23,6 @@ from collections.abc import Callable
 
 import jax
 from absl import logging
-
-
-class StopNow(BaseException):  # noqa: N818  (like KeyboardInterrupt: not caught as an error)
-  """A prompt stop: the message to print and the exit status (128 + the signal number)."""
-
-  def __init__(self, message: str, status: int):
-    super().__init__(message)
-    self.message, self.status = message, status
 
 
 def newest_checkpoint_on_disk(workdir: str | None) -> int | None:
@@ -50,11 +44,9 @@ class StopRequest:
   different steps would hang the collectives).
   """
 
-  def __init__(self, workdir: str | None = None, grace_s: float = 3.0):
+  def __init__(self, workdir: str | None = None):
     self._workdir = workdir
-    self._grace_s = grace_s
     self._event = threading.Event()  # a deferred stop was asked for
-    self._stopping = threading.Event()  # the main thread is unwinding a StopNow
     self._armed = False
     self._seen = 0
     self._previous = {}
@@ -69,7 +61,7 @@ class StopRequest:
     self._armed = True
 
   def on_hard_stop(self, cleanup: Callable[[], None]) -> None:
-    """Runs ``cleanup`` (newest first) before the watcher ends a process stuck in native code."""
+    """Runs ``cleanup`` (newest first) before a prompt stop ends the process."""
     self._cleanups.append(cleanup)
 
   def _message(self, name: str) -> str:
@@ -81,23 +73,17 @@ class StopRequest:
     return (f"stopped by {name} before the first step of this launch finished; nothing to save:"
             f" the same command {resume}")
 
-  def _prompt(self) -> bool:
-    return not self._armed or self._event.is_set()
-
   def _handle(self, signum, frame):
+    """The main thread's side: a first signal during training asks for a stop after the step;
+    prompt stops are the watcher's."""
     del frame
-    name = signal.Signals(signum).name
-    if self._stopping.is_set():
-      return  # already unwinding; the watcher ends the process if it is asked again
-    if self._prompt():
-      self._stopping.set()
-      raise StopNow(self._message(name), 128 + signum)
-    self.signal_name = name
-    logging.warning("%s received: stopping after this step with a checkpoint.", name)
-    self._event.set()
+    if self._armed and not self._event.is_set():
+      self.signal_name = signal.Signals(signum).name
+      logging.warning("%s received: stopping after this step with a checkpoint.",
+                      self.signal_name)
+      self._event.set()
 
   def _watch(self, read_fd: int) -> None:
-    prompt_signals = 0
     while True:
       try:
         data = os.read(read_fd, 64)
@@ -106,21 +92,24 @@ class StopRequest:
       for signum in data:
         if signum == 0:  # the block ended
           return
+        if signum not in self._previous:  # another library's handler: not a stop
+          continue
         self._seen += 1
-        if self._armed and self._seen < 2:
-          continue  # the handler defers this one
-        prompt_signals += 1
-        if prompt_signals > 1 or not self._stopping.wait(self._grace_s):
+        if not self._armed or self._seen > 1:
           self._hard_stop(signum)
 
   def _hard_stop(self, signum: int) -> None:
-    """The main thread is inside native code: clean up here and end the process."""
     message = self._message(signal.Signals(signum).name)
     for cleanup in reversed(self._cleanups):
       try:
         cleanup()
       except Exception as e:  # the process ends anyway; say why a cleanup did not finish
         logging.warning("Cleanup before stopping failed: %s", e)
+    # What atexit would do for multiprocessing: its finalizers unlink the semaphores of the
+    # queues (else the resource tracker reports them as leaked) and stop child processes.
+    from multiprocessing import util as mp_util
+
+    mp_util._exit_function()
     sys.stderr.flush()
     print(message, flush=True)
     os._exit(128 + signum)

@@ -145,7 +145,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   metrics.
 
   The workdir is locked for the whole run (a second training on it raises WorkdirBusy); a
-  signal before the first step of this launch has finished raises preemption.StopNow.
+  signal before the first step of this launch has finished ends the process (preemption).
   """
   check_config(config)
   ensure_writable_dir(workdir)
@@ -185,6 +185,7 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
                                           config.data, channels=config.model.channels,
                                           seed=config.seed)
   opened.append(train_iter.close)
+  stop.on_hard_stop(_unlink_shared_memory)  # after the workers stopped: cleanups run last first
   stop.on_hard_stop(train_iter.close)
 
   if not jax.tree.leaves(state.g_params):  # bicubic: nothing to train, score it once
@@ -270,6 +271,21 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
   _finish(manager)
   writer.flush()
   return record
+
+
+def _unlink_shared_memory() -> None:
+  """Unlinks the shared memory this process still maps (the batch in hand, from grain's worker
+  processes): a process ended without unwinding would leave it to the resource tracker, which
+  removes it with a 'leaked shared_memory objects' warning."""
+  import gc
+  from multiprocessing import shared_memory
+
+  for obj in gc.get_objects():
+    if isinstance(obj, shared_memory.SharedMemory):
+      try:
+        obj.unlink()
+      except OSError:  # already unlinked
+        pass
 
 
 def _save(manager, step: int, state, train_iter) -> None:
