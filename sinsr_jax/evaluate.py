@@ -46,6 +46,8 @@ _LPIPS = flags.DEFINE_enum("lpips", "auto", ["auto", "alex", "vgg", "none"],
                            "else no LPIPS column (the table says so).")
 _FIGURES = flags.DEFINE_integer("figures", 3, "Number of comparison figures (0 = none).")
 _BICUBIC = flags.DEFINE_bool("bicubic", True, "Score MATLAB bicubic beside the runs.")
+_ADAPT = flags.DEFINE_integer("adapt", 0, "Also score each run adapted to each LR image for "
+                              "this many steps, as upscale --adapt does (0 = off).")
 _IMAGES = flags.DEFINE_multi_string(
     "images", [], "Your own HR micrographs (files, globs, folders) to score on instead of "
     "--split: the image area above each databar, whole unless --crop.")
@@ -146,16 +148,26 @@ def score(sr, pair: dict, scale: int, lpips=None) -> dict[str, float]:
   return record
 
 
-def score_run(run, pairs: list[dict], lpips, keep: set[int], classes) -> tuple[list, dict, float]:
-  """(per-image records, {index: SR image} for ``keep``, seconds spent compiling)."""
+def score_run(run, pairs: list[dict], lpips, keep: set[int], classes,
+              adapt=None) -> tuple[list, dict, float]:
+  """(per-image records, {index: SR image} for ``keep``, seconds spent compiling).
+
+  ``adapt``: adaptation.Settings to fine-tune the run on each LR image before upscaling it (the
+  upscale tool's --adapt); the time then includes the adaptation.
+  """
   import jax
   import numpy as np
   from tqdm import tqdm
+
+  from sinsr_jax import adaptation
 
   sr_fn = run.sr_fn()
   compiled, compile_s, records, kept = set(), 0.0, [], {}
   for i, pair in enumerate(tqdm(pairs, desc=run.label, unit="image", disable=None)):
     lr = pair["lr"][None]
+    if adapt is not None:
+      sr_fn = adaptation.adapt(run, [pair["lr"]], adapt).sr_fn()
+      compiled.discard(lr.shape)
     if lr.shape not in compiled:  # the first call of a shape compiles: keep it out of the timing
       start = time.perf_counter()
       jax.block_until_ready(sr_fn(lr))
@@ -245,10 +257,11 @@ def header_lines(data, pairs, runs_, lpips_line: str, seed: int,
 def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir: str,
              max_images: int = 0, crop: int = -1, data_dir: str | None = None,
              seed: int | None = None, lpips: str = "auto", figures: int = 3,
-             bicubic: bool = True, images: list[str] | None = None) -> dict:
+             bicubic: bool = True, images: list[str] | None = None, adapt: int = 0) -> dict:
   """Scores the runs (and bicubic) and writes the tables and figures; returns results.json.
 
   ``images``: the user's own micrographs to score on instead of the dataset's ``split``.
+  ``adapt``: also score each trained run adapted to each LR image for this many steps.
   """
   import numpy as np
 
@@ -292,17 +305,27 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
       r.config.model.name != "bicubic" for r in loaded) else []) + loaded
   keep = set(figure_indices(pairs, classes, figures))
 
+  scored = [(run, None) for run in entries]
+  if adapt:
+    from sinsr_jax import adaptation
+
+    settings = adaptation.Settings(steps=adapt, seed=seed)
+    scored += [(dataclasses.replace(run, label=f"{run.label} +adapt {adapt}"), settings)
+               for run in loaded if run.config.model.name != "bicubic"]
   per_image, srs, compile_s = {}, {}, {}
-  for run in entries:
+  for run, settings in scored:
     per_image[run.label], srs[run.label], compile_s[run.label] = score_run(
-        run, pairs, lpips_model, keep, classes)
+        run, pairs, lpips_model, keep, classes, settings)
   rows = report.summarise(per_image)
-  params = {r.label: r.num_params for r in entries}
+  params = {r.label: r.num_params for r, _ in scored}
   header = header_lines(data, pairs, entries, lpips_line, seed, images)
+  if adapt:
+    header.append(f"- +adapt {adapt}: the run fine-tuned for {adapt} steps on pairs cut from "
+                  f"each LR image itself before upscaling it (upscale --adapt={adapt}).")
   paths = report.write_all(out_dir, rows, header, params, {
       "compile_s": compile_s, "per_image": per_image,
       "runs": {r.label: {"workdir": r.workdir, "step": r.step, "model": r.config.model.name}
-               for r in entries}})
+               for r, _ in scored}})
 
   if keep:
     figure_dir = os.path.join(out_dir, "figures")
@@ -335,7 +358,7 @@ def main(argv: list[str]) -> None:
     result = evaluate(_RUN.value, labels=_LABEL.value, split=_SPLIT.value, out_dir=_OUT.value,
                       max_images=_MAX_IMAGES.value, crop=_CROP.value, data_dir=_DATA_DIR.value,
                       seed=_SEED.value, lpips=_LPIPS.value, figures=_FIGURES.value,
-                      bicubic=_BICUBIC.value, images=_IMAGES.value)
+                      bicubic=_BICUBIC.value, images=_IMAGES.value, adapt=_ADAPT.value)
   except UserError as e:
     _fail(str(e))
   except Exception as e:  # a failure no check foresaw: one line, the traceback in OUT/log.txt

@@ -54,6 +54,12 @@ _RECURSIVE = flags.DEFINE_bool("recursive", False, "Folders: include their subfo
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bars (they show only on a terminal) "
                            "and no line per file.")
+_ADAPT = flags.DEFINE_integer("adapt", 0, "Fine-tune the run's generator for this many steps on "
+                              "pairs cut from the inputs themselves before upscaling them "
+                              "(zero-shot adaptation; 200 is a good start; 0 = off).")
+_ADAPT_SAVE = flags.DEFINE_string("adapt-save", None, "Keep the adapted weights as a run folder "
+                                  "that --run accepts later.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of --adapt's crops and degradations.")
 _PIXEL_SIZE = flags.DEFINE_string("pixel-size", None, "Pixel size of inputs whose metadata has "
                                   "none, e.g. 5nm, 0.8um, 543pm (files with their own keep it).")
 
@@ -86,25 +92,60 @@ def _check_out_dir(out: str) -> None:
     _fail(f"output folder {out} is not writable: {e.strerror or e}")
 
 
-def _load_model(run_arg: str, scale: int | None):
-  """(label, upscaling.Model) of --run, or a one-line error."""
+def _load_run(run_arg: str, scale: int | None):
+  """The run of --run (bicubic with --scale), or a one-line error."""
   import ml_collections
 
-  from sinsr_jax import runs, upscaling
+  from sinsr_jax import runs
 
   if run_arg == "bicubic":
     config = ml_collections.ConfigDict({"data": {"scale": scale}, "model": {"channels": 1}})
-    run = runs.bicubic(config)
-  else:
-    run = runs.load(os.path.expanduser(run_arg))
-    if scale is not None and scale != run.scale:
-      _fail(f"--scale={scale} differs from the run's scale x{run.scale}; --scale is for "
-            f"--run=bicubic only", 2)
+    return runs.bicubic(config)
+  run = runs.load(os.path.expanduser(run_arg))
+  if scale is not None and scale != run.scale:
+    _fail(f"--scale={scale} differs from the run's scale x{run.scale}; --scale is for "
+          f"--run=bicubic only", 2)
+  return run
+
+
+def _model(run, adapted: bool = False):
+  from sinsr_jax import upscaling
+
   sr_fn = run.sr_fn()
-  return run.label, upscaling.Model(sr_fn, run.scale, run.channels,
-                                    upscaling.size_multiple(sr_fn, run.channels),
-                                    label=run.label, run_dir=run.workdir or "",
-                                    step=run.step if run.workdir else None)
+  return upscaling.Model(sr_fn, run.scale, run.channels,
+                         upscaling.size_multiple(sr_fn, run.channels),
+                         label=run.label + (" adapted" if adapted else ""),
+                         run_dir=run.workdir or "", step=run.step if run.workdir else None)
+
+
+def _adapt(run, files: list[str], settings, show: bool):
+  """The run fine-tuned on the inputs' image areas (--adapt), saved with --adapt-save."""
+  from tqdm import tqdm
+
+  from sinsr_jax import adaptation, micrographs, upscaling
+
+  frames = []
+  for path in files:
+    try:
+      micrograph = micrographs.read(path)
+    except micrographs.MicrographError:
+      continue  # the upscale loop reports it
+    top, _ = upscaling.find_databar_row(micrograph, settings.databar)
+    frames.append(micrographs.model_input(micrograph, run.channels)[:top])
+  if not frames:
+    return run
+  bar = tqdm(unit="step", desc="adapting", disable=not show, dynamic_ncols=True)
+  adapted = adaptation.adapt(run, frames, adaptation.Settings(steps=_ADAPT.value,
+                                                              seed=_SEED.value), progress=bar)
+  bar.close()
+  if _ADAPT_SAVE.value:
+    dest = os.path.expanduser(_ADAPT_SAVE.value)
+    adaptation.save_run(adapted, dest, {"from_run": os.path.abspath(run.workdir),
+                                        "from_step": run.step, "steps": _ADAPT.value,
+                                        "seed": _SEED.value,
+                                        "inputs": [os.path.abspath(f) for f in files]})
+    print(f"Adapted weights saved as the run {dest} (use --run={dest}).")
+  return adapted
 
 
 def _pixel_size() -> float | None:
@@ -207,6 +248,10 @@ def main(argv: list[str]) -> None:
     _fail("no INPUT given: name image files, globs or folders", 2)
   if _RUN.value == "bicubic" and _SCALE.value not in (2, 3, 4):
     _fail(f"--run=bicubic needs --scale=2, 3 or 4 (got {_SCALE.value})", 2)
+  if _ADAPT.value < 0 or _ADAPT.value and _RUN.value == "bicubic":
+    _fail("--adapt=N (N >= 1 steps) fine-tunes a trained run's generator; bicubic has none", 2)
+  if _ADAPT_SAVE.value and not _ADAPT.value:
+    _fail("--adapt-save keeps the weights of --adapt=N: give both", 2)
   settings = _settings()
   start = time.perf_counter()
   out_dir = os.path.expanduser(_OUT.value)
@@ -218,15 +263,19 @@ def main(argv: list[str]) -> None:
   failed, target = len(problems), ""
   if files:
     _check_out_dir(out_dir)
+    show = not _QUIET.value and sys.stderr.isatty()
     try:
-      label, model = _load_model(_RUN.value, _SCALE.value)
+      run = _load_run(_RUN.value, _SCALE.value)
+      if _ADAPT.value:
+        run = _adapt(run, files, settings, show)
+      model = _model(run, adapted=_ADAPT.value > 0)
     except UserError as e:
       _fail(str(e))
+    label = model.label
     if settings.tile % model.multiple:
       _fail(f"--tile={settings.tile} must be a multiple of {model.multiple} for {label} "
             f"x{model.scale}", 2)
-    failed_files, done = _upscale_all(files, model, settings, out_dir,
-                                      show=not _QUIET.value and sys.stderr.isatty(),
+    failed_files, done = _upscale_all(files, model, settings, out_dir, show=show,
                                       quiet=_QUIET.value)
     failed += failed_files
     target = f" ({label} x{model.scale} -> {out_dir}){_calibration_summary(done)}"

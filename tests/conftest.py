@@ -59,6 +59,18 @@ def tiny_data_dir(tmp_path_factory) -> str:
   return data_dir
 
 
+@pytest.fixture(scope="session")
+def trained_tiny_run(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
+  """A tiny SINSR trained for 3 steps, shared by the tests that read a run (evaluate, upscale,
+  adaptation); they copy it before writing anything into it."""
+  from sinsr_jax import train
+
+  path = tmp_path_factory.mktemp("trained") / "run"
+  train.train_and_evaluate(tiny_config(tiny_data_dir, num_steps=3, pretrain_steps=2,
+                                       eval_every=3, checkpoint_every=3), str(path))
+  return path
+
+
 def tiny_config(data_dir: str, **train_overrides):
   """The quick config shrunk to a few seconds of CPU per step on 32x32 HR patches."""
   c = sinsr_config.get_config("quick")

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from conftest import REPO, tiny_config
-from sinsr_jax import degradations, evaluate, metrics, report, runs, train, weights
+from conftest import REPO
+from sinsr_jax import degradations, evaluate, metrics, report, runs, weights
 from sinsr_jax.errors import UserError
 from sinsr_jax.models import vgg
 
@@ -82,13 +82,11 @@ def test_runs_must_be_comparable():
 
 
 @pytest.fixture(scope="module")
-def trained_run(tiny_data_dir, tmp_path_factory):
-  """A tiny SINSR trained for 3 steps, and a copy of it (two runs to compare)."""
+def trained_run(trained_tiny_run, tmp_path_factory):
+  """The shared tiny run trained for 3 steps, twice (two runs to compare)."""
   root = tmp_path_factory.mktemp("sweep")
-  config = tiny_config(tiny_data_dir, num_steps=3, pretrain_steps=2, eval_every=3,
-                       checkpoint_every=3)
-  train.train_and_evaluate(config, str(root / "a"))
-  shutil.copytree(root / "a", root / "b")
+  shutil.copytree(trained_tiny_run, root / "a")
+  shutil.copytree(trained_tiny_run, root / "b")
   return root
 
 
