@@ -62,6 +62,13 @@ def _alive(pid: int) -> bool:
   return True
 
 
+def _command() -> str:
+  """The command line as typed: ``python -m sinsr_jax.main ...`` rather than the module's path."""
+  spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+  head = [f"python -m {spec.name}"] if spec is not None and spec.name else sys.argv[:1]
+  return " ".join(head + sys.argv[1:])
+
+
 def describe(holder: dict) -> str:
   started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started", 0)))
   return (f"pid {holder.get('pid')} on {holder.get('host')}, started {started}: "
@@ -79,7 +86,7 @@ class WorkdirLock:
     self.purpose = purpose
     self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "boot_id": _boot_id(),
                    "start_ticks": _start_ticks(os.getpid()), "started": time.time(),
-                   "purpose": purpose, "command": " ".join(sys.argv), "token": uuid.uuid4().hex}
+                   "purpose": purpose, "command": _command(), "token": uuid.uuid4().hex}
     self._stop = threading.Event()
     self._thread = None
 
