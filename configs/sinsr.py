@@ -130,6 +130,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.eval_every = 5_000
   c.train.checkpoint_every = 5_000
   c.train.keep_checkpoints = 3
+  # Fine-tuning: a run folder whose generator (EMA weights), and discriminator when its
+  # architecture matches, this run starts from; steps, schedules and optimisers start fresh.
+  c.train.init_from = ""
   # A non-finite loss or gradient skips its update; this many in a row stop the run (0 = never).
   c.train.max_nonfinite_steps = 10
   # Warn when the discriminator's accuracy stays at >= 0.99 or <= 0.01 this long (0 = never).

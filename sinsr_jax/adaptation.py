@@ -147,9 +147,10 @@ def save_run(run, dest: str, note: dict) -> str:
     state = train.initial_state(run.config, g_model, d_models, g_tx, d_tx, mesh)
     like = lambda tree, template: jax.device_put(  # noqa: E731
         tree, jax.tree.map(lambda x: x.sharding, template))
-    params = like(run.params, state.ema_params)
-    state = state.replace(step=jax.numpy.asarray(run.step, state.step.dtype), g_params=params,
-                          ema_params=params, g_state=like(run.model_state, state.g_state))
+    state = state.replace(step=jax.numpy.asarray(run.step, state.step.dtype),
+                          g_params=like(run.params, state.g_params),
+                          ema_params=like(run.params, state.ema_params),
+                          g_state=like(run.model_state, state.g_state))
     manager = checkpointing.make_manager(dest, None)
     try:
       manager.save(run.step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))

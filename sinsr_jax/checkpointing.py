@@ -155,7 +155,8 @@ def _dotted(path) -> str:
   return ".".join(str(p) for p in parts)
 
 
-def _shapes(tree) -> dict[str, tuple]:
+def shapes(tree) -> dict[str, tuple]:
+  """Parameter name (as orbax names it) -> shape, for every leaf of ``tree``."""
   return {_dotted(path): tuple(getattr(leaf, "shape", ()))
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
@@ -165,8 +166,8 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, state_template) 
   of the restore's shape traceback."""
   if not os.path.exists(os.path.join(manager.directory, str(step), "state", "_METADATA")):
     raise CheckpointDamaged("its state/_METADATA is missing")
-  saved = _shapes(manager.item_metadata(step)["state"])
-  wanted = _shapes(state_template)
+  saved = shapes(manager.item_metadata(step)["state"])
+  wanted = shapes(state_template)
   where = f"the checkpoint at step {step} in {manager.directory}"
   hint = "it was written by another model or configuration (model, width, scale, loss terms?)"
   for name in wanted:

@@ -16,6 +16,7 @@ from clu import metric_writers, periodic_actions
 
 from sinsr_jax import (
   checkpointing,
+  init_from,
   input_pipeline,
   models,
   monitoring,
@@ -202,6 +203,9 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
   if restored is not None:
     state = restored
     logging.info("Resumed from the checkpoint at step %d.", int(state.step))
+  elif config.train.get("init_from"):
+    state = init_from.initialize(state, os.path.expanduser(config.train.init_from), lambda c: (
+        initial_state(c, *build_models(c), *build_optimizers(c.optim), mesh)))
   start_step = int(state.step)
 
   pretrain_step, gan_step = compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss,
