@@ -252,6 +252,9 @@ def main(argv: list[str]) -> None:
     _fail("--adapt=N (N >= 1 steps) fine-tunes a trained run's generator; bicubic has none", 2)
   if _ADAPT_SAVE.value and not _ADAPT.value:
     _fail("--adapt-save keeps the weights of --adapt=N: give both", 2)
+  if _ADAPT_SAVE.value and os.path.exists(os.path.join(os.path.expanduser(_ADAPT_SAVE.value),
+                                                       "config.json")):
+    _fail(f"--adapt-save: {_ADAPT_SAVE.value} already holds a run; name a new folder")
   settings = _settings()
   start = time.perf_counter()
   out_dir = os.path.expanduser(_OUT.value)
