@@ -62,8 +62,10 @@ def _two_processes(data_dir, workdir, num_steps: int):
 def _assert_same_state(a, b):
   assert int(a.step) == int(b.step)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-    # Same batches, same arithmetic; only the cross-process all-reduce may order its sums apart.
-    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    # Same batches, same arithmetic; only the cross-process all-reduce may order its sums apart,
+    # and Adam's normalisation lets such last-bit differences grow to ~1e-6 over a few GAN steps
+    # (a wrong batch slice or input position moves the weights by ~1e-2).
+    np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.skipif(jax.device_count() != 4, reason="needs the suite's 4 simulated CPU devices")
