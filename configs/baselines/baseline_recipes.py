@@ -29,9 +29,8 @@ def build(arg, *, model: dict, discriminator: dict, loss: dict, optim: dict, tra
   """SINSR's config for ``arg`` with the baseline's groups; ``quick`` shrinks model and budget."""
   c = _sinsr_module().get_config(arg)
   quick = "quick" in (arg or "").split(",")
-  channels = c.model.channels
-  c.model = ml_collections.ConfigDict({"channels": channels, **model,
-                                       **(quick_model if quick else {})})
+  shared = {k: c.model[k] for k in ("channels", "scan", "remat")}  # every model's defaults
+  c.model = ml_collections.ConfigDict({**shared, **model, **(quick_model if quick else {})})
   c.discriminator = ml_collections.ConfigDict({**discriminator,
                                                **((quick_discriminator or {}) if quick else {})})
   c.loss.weights.update(**{k: (0.0,) for k in c.loss.weights})

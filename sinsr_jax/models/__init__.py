@@ -41,6 +41,9 @@ DISCRIMINATORS: dict[str, _Entry] = {
     "vgg": _Entry(VGGDiscriminator, scales=(2, 3, 4)),
 }
 _INTERNAL = {"parent", "name", "axis_name"}  # set by the code, never by a config
+# Every config carries these (configs/sinsr.py's model defaults); models without repeated
+# blocks (bicubic, dSRVAE) have nothing to scan and ignore them.
+LAYOUT_OPTIONS = ("scan", "remat")
 
 
 def _build(registry: dict[str, _Entry], kind: str, name: str, scale: int,
@@ -54,6 +57,7 @@ def _build(registry: dict[str, _Entry], kind: str, name: str, scale: int,
                       f"{', '.join(f'x{s}' for s in entry.scales)}")
   all_fields = {f.name for f in dataclasses.fields(entry.factory)}
   fields = all_fields - _INTERNAL
+  overrides = {k: v for k, v in overrides.items() if k in fields or k not in LAYOUT_OPTIONS}
   unknown = sorted(set(overrides) - fields)
   if unknown:
     raise ConfigError(f"{kind} {name!r} has no option {', '.join(unknown)}; valid: "

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from sinsr_jax.models.blocks import RRDB, lrelu
+from sinsr_jax.models.repeat import repeat_blocks
 
 
 def pixel_unshuffle(x, factor: int):
@@ -31,6 +32,8 @@ class RRDBNet(nn.Module):
   width: int = 64
   num_blocks: int = 23
   growth: int = 32
+  scan: bool = True  # the trunk's RRDBs as one nn.scan (rrdb_scan0); False: rrdb_0 .. rrdb_22
+  remat: bool = False  # recompute each RRDB's activations in the backward pass
 
   @nn.compact
   def __call__(self, lr, train: bool = False):
@@ -41,9 +44,9 @@ class RRDBNet(nn.Module):
         raise ValueError(f"RRDBNet x2 needs even LR sizes, got {lr.shape[1:3]}")
       x = pixel_unshuffle(lr, 2)
     feat = nn.Conv(self.width, (3, 3), name="conv_first")(x)
-    body = feat
-    for i in range(self.num_blocks):
-      body = RRDB(self.width, self.growth, attention="none", name=f"rrdb_{i}")(body)
+    body, _ = repeat_blocks(RRDB, feat, self.num_blocks, name="rrdb", scan=self.scan,
+                            remat=self.remat, features=self.width, growth=self.growth,
+                            attention="none")
     feat = feat + nn.Conv(self.width, (3, 3), name="conv_body")(body)
     for i, r in enumerate([3] if self.scale == 3 else [2, 2]):
       feat = lrelu(nn.Conv(self.width, (3, 3), name=f"conv_up{i + 1}")(nearest_upsample(feat, r)))

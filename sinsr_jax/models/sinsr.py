@@ -18,23 +18,26 @@ import jax.numpy as jnp
 from sinsr_jax import degradations
 from sinsr_jax.models.blocks import RRDB, PixelShuffleUpsampler, lrelu, resize_to
 from sinsr_jax.models.gradient import GradientBranch, gradient_map
+from sinsr_jax.models.repeat import repeat_blocks
 
 
 class RRDBStack(nn.Module):
-  """RRDBs in sequence; returns the output of every block."""
+  """RRDBs in sequence (blocks ``RRDB_i``, or ``RRDB_scan0`` scanned); returns the last output
+  and, with ``keep_outputs``, every block's output (stacked on axis 0 when scanned)."""
 
   features: int
   num_blocks: int
   growth: int
   attention: str
+  scan: bool = True
+  remat: bool = False
+  keep_outputs: bool = False
 
   @nn.compact
   def __call__(self, x):
-    outputs = []
-    for _ in range(self.num_blocks):
-      x = RRDB(self.features, self.growth, self.attention)(x)
-      outputs.append(x)
-    return outputs
+    return repeat_blocks(RRDB, x, self.num_blocks, name="RRDB", scan=self.scan,
+                         remat=self.remat, keep_outputs=self.keep_outputs,
+                         features=self.features, growth=self.growth, attention=self.attention)
 
 
 class SINSRGenerator(nn.Module):
@@ -49,6 +52,8 @@ class SINSRGenerator(nn.Module):
   attention: str = "cbam"
   scales: tuple[str, ...] = ("full", "down_up", "up_down")
   gradient_branch: bool = False
+  scan: bool = True  # RRDBs of each path as one nn.scan (compiled once); False: unrolled
+  remat: bool = False  # recompute each RRDB's activations in the backward pass
 
   @nn.compact
   def __call__(self, lr, train: bool = False):
@@ -56,19 +61,20 @@ class SINSRGenerator(nn.Module):
     h, w = lr.shape[1], lr.shape[2]
     stem = nn.Conv(self.stem_width, (3, 3), name="stem")(lr)
     feats = nn.Conv(self.width, (1, 1), name="stem_proj")(stem)
-    stack = lambda name: RRDBStack(self.width, self.num_rrdb, self.growth, self.attention,
-                                   name=name)
+    stack = lambda name, keep=False: RRDBStack(
+        self.width, self.num_rrdb, self.growth, self.attention, self.scan, self.remat, keep,
+        name=name)
     paths, taps = [], []
     for path in self.scales:
       if path == "full":
-        outputs = stack("full")(feats)
-        paths.append(outputs[-1])
-        taps += outputs
+        last, outputs = stack("full", keep=self.gradient_branch)(feats)
+        paths.append(last)
+        taps = [outputs[i] for i in range(self.num_rrdb)] if self.gradient_branch else []
       elif path == "down_up":
         low = nn.avg_pool(feats, (2, 2), strides=(2, 2), padding="SAME")
-        paths.append(resize_to(stack("down_up")(low)[-1], (h, w)))
+        paths.append(resize_to(stack("down_up")(low)[0], (h, w)))
       elif path == "up_down":
-        high = stack("up_down")(resize_to(feats, (2 * h, 2 * w)))[-1]
+        high = stack("up_down")(resize_to(feats, (2 * h, 2 * w)))[0]
         paths.append(nn.avg_pool(high, (2, 2), strides=(2, 2)))
       else:
         raise ValueError(f"unknown scale path {path!r}; valid: full, down_up, up_down")

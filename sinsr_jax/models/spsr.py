@@ -12,6 +12,7 @@ import flax.linen as nn
 
 from sinsr_jax.models.blocks import RRDB, lrelu
 from sinsr_jax.models.gradient import GradientBranch, GradientFusion, gradient_map
+from sinsr_jax.models.repeat import repeat_blocks
 from sinsr_jax.models.rrdbnet import nearest_upsample
 
 
@@ -28,6 +29,14 @@ class NearestUpsampler(nn.Module):
     return x
 
 
+def trunk_segments(num_blocks: int, tap_every: int, max_taps: int = 4):
+  """[(start, stop, tapped)]: the trunk's runs of blocks; ``tapped``: the branch reads the output
+  (after every ``tap_every``-th block, at most ``max_taps`` times: 5, 10, 15, 20 of 23)."""
+  ends = [i for i in range(tap_every, num_blocks + 1, tap_every)][:max_taps]
+  bounds = [0, *ends] + ([num_blocks] if not ends or ends[-1] < num_blocks else [])
+  return [(a, b, b in ends) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
 class SPSR(nn.Module):
   scale: int = 4
   channels: int = 3
@@ -35,15 +44,19 @@ class SPSR(nn.Module):
   num_blocks: int = 23
   growth: int = 32
   tap_every: int = 5
+  scan: bool = True  # the trunk's segments between taps each one nn.scan (rrdb_scan0, _scan5..)
+  remat: bool = False  # recompute each RRDB's activations in the backward pass
 
   @nn.compact
   def __call__(self, lr, train: bool = False):
     del train
     feat = nn.Conv(self.width, (3, 3), name="conv_first")(lr)
     x, taps = feat, []
-    for i in range(self.num_blocks):
-      x = RRDB(self.width, self.growth, attention="none", name=f"rrdb_{i}")(x)
-      if (i + 1) % self.tap_every == 0 and len(taps) < 4:
+    for start, stop, tapped in trunk_segments(self.num_blocks, self.tap_every):
+      x, _ = repeat_blocks(RRDB, x, stop - start, name="rrdb", scan=self.scan, remat=self.remat,
+                           start=start, features=self.width, growth=self.growth,
+                           attention="none")
+      if tapped:
         taps.append(x)
     feat = feat + nn.Conv(self.width, (3, 3), name="conv_body")(x)
     sr_features = NearestUpsampler(self.scale, self.width, name="upsample")(feat)

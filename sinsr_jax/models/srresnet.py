@@ -15,6 +15,7 @@ import functools
 import flax.linen as nn
 
 from sinsr_jax.models.blocks import pixel_shuffle
+from sinsr_jax.models.repeat import repeat_blocks
 
 
 def batch_norm(train: bool, axis_name: str | None, name: str | None = None):
@@ -23,12 +24,37 @@ def batch_norm(train: bool, axis_name: str | None, name: str | None = None):
                       axis_name=axis_name if train else None, name=name)
 
 
+def residual_block(x, width: int, bn, named):
+  """conv-BN-PReLU-conv-BN + skip; ``named(part)``: the name of each part's module."""
+  y = nn.Conv(width, (3, 3), name=named("conv_0"), use_bias=False)(x)
+  y = nn.PReLU(negative_slope_init=0.25, name=named("act"))(bn(named("bn_0"))(y))
+  y = nn.Conv(width, (3, 3), name=named("conv_1"), use_bias=False)(y)
+  return x + bn(named("bn_1"))(y)
+
+
+class ResidualBlock(nn.Module):
+  """One residual block as a module, for scanning: parts conv_0, act, bn_0, conv_1, bn_1."""
+
+  width: int
+  train: bool
+  axis_name: str | None
+
+  @nn.compact
+  def __call__(self, x):
+    return residual_block(x, self.width, functools.partial(batch_norm, self.train,
+                                                           self.axis_name), lambda part: part)
+
+
 class SRResNet(nn.Module):
   scale: int = 4
   channels: int = 1
   width: int = 64
   num_blocks: int = 16
   axis_name: str | None = None  # the data-parallel mesh axis, for synchronised batch norm
+  # The residual blocks as one nn.scan (block_scan0/conv_0, ..., batch statistics scanned with
+  # them); False: unrolled, parts named block_{i}_conv_0, block_{i}_act, ... at the top level.
+  scan: bool = True
+  remat: bool = False  # recompute each block's activations in the backward pass (scanned)
 
   @nn.compact
   def __call__(self, lr, train: bool = False):
@@ -36,12 +62,13 @@ class SRResNet(nn.Module):
     head = nn.PReLU(negative_slope_init=0.25, name="head_act")(
         nn.Conv(self.width, (9, 9), name="head")(lr))
     x = head
-    for i in range(self.num_blocks):
-      y = nn.Conv(self.width, (3, 3), name=f"block_{i}_conv_0", use_bias=False)(x)
-      y = nn.PReLU(negative_slope_init=0.25, name=f"block_{i}_act")(bn(f"block_{i}_bn_0")(y))
-      y = nn.Conv(self.width, (3, 3), name=f"block_{i}_conv_1", use_bias=False)(y)
-      y = bn(f"block_{i}_bn_1")(y)
-      x = x + y
+    if self.scan:
+      x, _ = repeat_blocks(ResidualBlock, x, self.num_blocks, name="block", scan=True,
+                           remat=self.remat, width=self.width, train=train,
+                           axis_name=self.axis_name)
+    else:  # the parts inline, as runs of the unrolled layout hold them (remat: scanned only)
+      for i in range(self.num_blocks):
+        x = residual_block(x, self.width, bn, lambda part, i=i: f"block_{i}_{part}")
     x = head + bn("body_bn")(nn.Conv(self.width, (3, 3), name="body_conv", use_bias=False)(x))
     factors = [3] if self.scale == 3 else [2] * {2: 1, 4: 2}[self.scale]
     for i, r in enumerate(factors):

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinsr_jax.models.blocks import pixel_shuffle
+from sinsr_jax.models.repeat import repeat_blocks
 
 
 def _windows(x, w: int):
@@ -72,24 +73,34 @@ class WindowAttention(nn.Module):
 
 
 class SwinLayer(nn.Module):
+  """One Swin layer; ``shifted`` (every second layer): windows shifted by half a window. A Python
+  bool (unrolled) picks the code path; a traced one (scanned) rolls by ``shifted * shift`` and
+  masks by ``shifted * mask``, which is the same arithmetic (a roll by 0 and a +0 mask)."""
+
   dim: int
   heads: int
   window: int
-  shift: int
   mlp_ratio: float
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, shifted=False):
     n, h, wd, c = x.shape
-    window, shift = min(self.window, h, wd), self.shift if min(h, wd) > self.window else 0
+    window, shift = min(self.window, h, wd), self.window // 2 if min(h, wd) > self.window else 0
+    static = isinstance(shifted, bool)
+    if static and not shifted:
+      shift = 0
     y = nn.LayerNorm(epsilon=1e-5, name="norm1")(x)
+    mask = None
     if shift:
-      y = jnp.roll(y, (-shift, -shift), axis=(1, 2))
-    mask = jnp.asarray(_shift_mask(h, wd, window, shift)) if shift else None
+      amount = shift if static else shifted.astype(jnp.int32) * shift
+      y = jnp.roll(y, (-amount, -amount), axis=(1, 2))
+      mask = jnp.asarray(_shift_mask(h, wd, window, shift))
+      if not static:
+        mask = jnp.where(shifted, mask, 0.0)
     y = WindowAttention(self.dim, self.heads, window, name="attn")(_windows(y, window), mask)
     y = _unwindows(y, window, n, h, wd)
     if shift:
-      y = jnp.roll(y, (shift, shift), axis=(1, 2))
+      y = jnp.roll(y, (amount, amount), axis=(1, 2))
     x = x + y
     y = nn.LayerNorm(epsilon=1e-5, name="norm2")(x)
     y = nn.Dense(int(c * self.mlp_ratio), name="fc1")(y)
@@ -98,18 +109,22 @@ class SwinLayer(nn.Module):
 
 
 class RSTB(nn.Module):
+  """``depth`` Swin layers (``layer_i``, or ``layer_scan0`` scanned) and a conv, residual."""
+
   dim: int
   depth: int
   heads: int
   window: int
   mlp_ratio: float
+  scan: bool = True
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x):
-    y = x
-    for i in range(self.depth):
-      y = SwinLayer(self.dim, self.heads, self.window, 0 if i % 2 == 0 else self.window // 2,
-                    self.mlp_ratio, name=f"layer_{i}")(y)
+    y, _ = repeat_blocks(SwinLayer, x, self.depth, name="layer", scan=self.scan,
+                         remat=self.remat, per_block=[i % 2 == 1 for i in range(self.depth)],
+                         dim=self.dim, heads=self.heads, window=self.window,
+                         mlp_ratio=self.mlp_ratio)
     return x + nn.Conv(self.dim, (3, 3), name="conv")(y)
 
 
@@ -122,6 +137,8 @@ class SwinIR(nn.Module):
   window: int = 8
   mlp_ratio: float = 2.0
   data_mean: float = 0.5  # inputs are centred on it (the reference uses DIV2K's RGB mean)
+  scan: bool = True  # each RSTB's Swin layers as one nn.scan (rstb_i/layer_scan0)
+  remat: bool = False  # recompute each layer's activations in the backward pass
 
   @nn.compact
   def __call__(self, lr, train: bool = False):
@@ -132,8 +149,8 @@ class SwinIR(nn.Module):
     shallow = nn.Conv(self.embed_dim, (3, 3), name="conv_first")(x)
     y = nn.LayerNorm(epsilon=1e-5, name="patch_norm")(shallow)  # patch embedding's norm
     for i, depth in enumerate(self.depths):
-      y = RSTB(self.embed_dim, depth, self.heads, self.window, self.mlp_ratio,
-               name=f"rstb_{i}")(y)
+      y = RSTB(self.embed_dim, depth, self.heads, self.window, self.mlp_ratio, self.scan,
+               self.remat, name=f"rstb_{i}")(y)
     y = nn.LayerNorm(epsilon=1e-5, name="norm")(y)
     y = shallow + nn.Conv(self.embed_dim, (3, 3), name="conv_after_body")(y)
     s = self.scale

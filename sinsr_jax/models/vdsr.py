@@ -6,6 +6,15 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from sinsr_jax import degradations
+from sinsr_jax.models.repeat import repeat_blocks
+
+
+class ConvReLU(nn.Conv):
+  """A conv and its ReLU; its parameters are the conv's own (kernel, bias), as nn.Conv's."""
+
+  @nn.compact
+  def __call__(self, x):
+    return nn.relu(super().__call__(x))
 
 
 class VDSR(nn.Module):
@@ -15,12 +24,16 @@ class VDSR(nn.Module):
   channels: int = 1
   width: int = 64
   depth: int = 20
+  scan: bool = True  # the width-to-width convs (conv_1 ..) as one nn.scan (conv_scan1)
+  remat: bool = False  # recompute each conv's activations in the backward pass
 
   @nn.compact
   def __call__(self, lr, train: bool = False):
     del train
+    if self.depth < 2:
+      raise ValueError(f"VDSR needs depth >= 2 (a first and a last conv), got {self.depth}")
     up = degradations.bicubic_upscale(lr, self.scale, xp=jnp)
-    x = up
-    for i in range(self.depth - 1):
-      x = nn.relu(nn.Conv(self.width, (3, 3), name=f"conv_{i}")(x))
+    x = nn.relu(nn.Conv(self.width, (3, 3), name="conv_0")(up))  # channels -> width
+    x, _ = repeat_blocks(ConvReLU, x, self.depth - 2, name="conv", scan=self.scan,
+                         remat=self.remat, start=1, features=self.width, kernel_size=(3, 3))
     return up + nn.Conv(self.channels, (3, 3), name=f"conv_{self.depth - 1}")(x)
