@@ -1,5 +1,10 @@
 """Orbax checkpoints holding the train state and the grain iterator state together.
 
+A checkpoint written with the other layout of repeated blocks (``model.scan``: unrolled blocks
+``rrdb_0, rrdb_1, ...`` or one scanned stack ``rrdb_scan0``) is read in its own layout and
+converted into the template's (sinsr_jax.models.layout): parameters, EMA weights, Adam's
+moments and batch statistics alike, so runs of either layout resume, evaluate and upscale.
+
 Restoring verifies: a checkpoint that cannot be read back whole (a truncated array file, a
 missing ``_METADATA``, an empty folder, a corrupt data-iterator state) is moved to
 ``checkpoints/quarantine/<step>`` (never deleted) with one warning, and the next older one is
@@ -18,6 +23,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from sinsr_jax.errors import UserError
+from sinsr_jax.models import layout
 
 QUARANTINE = "quarantine"
 
@@ -95,12 +101,34 @@ def restore_latest(manager: ocp.CheckpointManager, state_template, data_iterator
 
 
 def _restore(manager, step: int, state_template, data_iterator):
-  check_compatible(manager, step, state_template)
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template)
+  converts = check_compatible(manager, step, state_template)
+  if converts:  # read in the stored layout, on this process's first device, then convert
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            manager.item_metadata(step)["state"])
+  else:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template)
   items = {"state": ocp.args.StandardRestore(abstract)}
   if data_iterator is not None:
     items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-  return manager.restore(step, args=ocp.args.Composite(**items))["state"]
+  state = manager.restore(step, args=ocp.args.Composite(**items))["state"]
+  if not converts:
+    return state
+  logging.info("The checkpoint of step %d holds the other layout of repeated blocks "
+               "(model.scan): converted on restore.", step)
+  return place_like(layout.to_layout(state, state_template), state_template)
+
+
+def place_like(tree, template):
+  """``tree``'s (host) arrays with ``template``'s dtypes and shardings; processes each hold the
+  whole value (the state is replicated), so each builds its own shards from it."""
+  def place(value, like):
+    sharding = getattr(like, "sharding", None)
+    value = np.asarray(value, getattr(like, "dtype", None))
+    if sharding is None:
+      return jax.numpy.asarray(value)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+  return jax.tree.map(place, tree, template)
 
 
 def _everywhere(ok: bool) -> bool:
@@ -151,8 +179,7 @@ def _reason(error: BaseException) -> str:
 
 def _dotted(path) -> str:
   """A tree path as orbax names arrays: ``g_params.stem.kernel``, ``g_opt_state.0.mu...``."""
-  parts = (getattr(k, "name", getattr(k, "key", getattr(k, "idx", k))) for k in path)
-  return ".".join(str(p) for p in parts)
+  return ".".join(layout.path_key(path))
 
 
 def shapes(tree) -> dict[str, tuple]:
@@ -161,21 +188,58 @@ def shapes(tree) -> dict[str, tuple]:
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def check_compatible(manager: ocp.CheckpointManager, step: int, state_template) -> None:
+def check_compatible(manager: ocp.CheckpointManager, step: int, state_template,
+                     part: bool = False) -> bool:
   """Raises CheckpointMismatch naming the first parameter that differs in name or shape, instead
-  of the restore's shape traceback."""
-  if not os.path.exists(os.path.join(manager.directory, str(step), "state", "_METADATA")):
-    raise CheckpointDamaged("its state/_METADATA is missing")
-  saved = shapes(manager.item_metadata(step)["state"])
-  wanted = shapes(state_template)
+  of the restore's shape traceback. Names are compared after converting the checkpoint to the
+  template's layout of repeated blocks; returns whether that conversion is needed. ``part``:
+  the template is a part of the state (e.g. {"ema_params", "g_state"}); the rest is not read."""
+  stored = _stored(manager, step, state_template if part else None)
+  found, missing, unused = layout.convert(stored, state_template)
+  missing = set(missing)
   where = f"the checkpoint at step {step} in {manager.directory}"
   hint = "it was written by another model or configuration (model, width, scale, loss terms?)"
-  for name in wanted:
-    if name not in saved:
+  for path, leaf in layout.flatten(state_template).items():
+    name, wanted = ".".join(path), tuple(getattr(leaf, "shape", ()))
+    if path in missing:
       raise CheckpointMismatch(f"{where} has no {name}: {hint}")
-    if saved[name] != wanted[name]:
-      raise CheckpointMismatch(f"{where} holds {name} of shape {saved[name]}, the config builds "
-                               f"{wanted[name]}: {hint}")
-  extra = sorted(set(saved) - set(wanted))
-  if extra:
-    raise CheckpointMismatch(f"{where} holds {extra[0]}, which the config does not build: {hint}")
+    saved = tuple(getattr(found[path], "shape", ()))
+    if saved != wanted:
+      raise CheckpointMismatch(f"{where} holds {name} of shape {saved}, the config builds "
+                               f"{wanted}: {hint}")
+  if unused:
+    raise CheckpointMismatch(f"{where} holds {'.'.join(sorted(unused)[0])}, which the config "
+                             f"does not build: {hint}")
+  return not layout.same_layout(stored, state_template)
+
+
+def _stored(manager, step: int, part=None):
+  """The checkpoint's state metadata (shapes, dtypes); with ``part`` (a dict template), only
+  its top-level entries."""
+  if not os.path.exists(os.path.join(manager.directory, str(step), "state", "_METADATA")):
+    raise CheckpointDamaged("its state/_METADATA is missing")
+  stored = manager.item_metadata(step)["state"]
+  if part is None:
+    return stored
+  stored = getattr(stored, "tree", stored)
+  return {k: stored[k] for k in part if k in stored}
+
+
+def restore_part(manager: ocp.CheckpointManager, step: int, template: dict, device=None):
+  """``template``'s part of the state at ``step`` (e.g. {"ema_params": ..., "g_state": ...}),
+  in ``template``'s layout of repeated blocks whichever layout the checkpoint holds, on
+  ``device`` (the first local device by default). Nothing else of the state is read."""
+  sharding = jax.sharding.SingleDeviceSharding(device or jax.local_devices()[0])
+  converts = check_compatible(manager, step, template, part=True)
+  target = _stored(manager, step, template) if converts else template
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), target)
+  restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=sharding), target)
+  tree = ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(
+      manager.directory / str(step) / "state",
+      args=ocp.args.PyTreeRestore(abstract, restore_args=restore_args, partial_restore=True))
+  if not converts:
+    return tree
+  on_device = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                           template)
+  return place_like(layout.to_layout(tree, template), on_device)

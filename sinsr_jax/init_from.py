@@ -19,6 +19,7 @@ from absl import logging
 
 from sinsr_jax import checkpointing
 from sinsr_jax.errors import UserError
+from sinsr_jax.models import layout
 
 
 def first_difference(wanted, found) -> str:
@@ -31,6 +32,17 @@ def first_difference(wanted, found) -> str:
       return f"holds {name} of shape {found[name]}, this config builds {shape}"
   extra = sorted(set(found) - set(wanted))
   return f"holds {extra[0]}, which this config does not build" if extra else ""
+
+
+def _in_layout(found, wanted):
+  """``found`` in ``wanted``'s layout of repeated blocks (model.scan) where they differ only in
+  that; otherwise as it is, for first_difference to name what differs."""
+  if layout.same_layout(found, wanted):
+    return found
+  try:
+    return layout.to_layout(found, wanted)
+  except layout.LayoutError:
+    return found
 
 
 def initialize(state, source_dir: str, build_state: Callable):
@@ -55,6 +67,8 @@ def initialize(state, source_dir: str, build_state: Callable):
     manager.close()
   if source is None:
     raise UserError(f"{where}: no checkpoint in {os.path.join(source_dir, 'checkpoints')}")
+  source = source.replace(ema_params=_in_layout(source.ema_params, state.g_params),
+                          g_state=_in_layout(source.g_state, state.g_state))
   for what, wanted, found in (("generator", state.g_params, source.ema_params),
                               ("generator state", state.g_state, source.g_state)):
     difference = first_difference(wanted, found)

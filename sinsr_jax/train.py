@@ -90,6 +90,8 @@ def setup_steps(config, mesh, loss: steps.GeneratorLoss | None = None, frozen=No
 
 # What a checkpoint's shapes and meaning depend on: resuming with another value is refused.
 _RUN_IDENTITY = ("model", "discriminator", "data.scale", "data.patch_size")
+# How blocks are compiled and stored, not what the model is: checkpoints convert on restore.
+_NOT_IDENTITY = tuple(f"model.{k}" for k in models.LAYOUT_OPTIONS)
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -109,7 +111,7 @@ def check_same_run(config, workdir: str) -> None:
   saved, current = _flat(runs.read_config(workdir).to_dict()), _flat(config.to_dict())
   differ = [k for k in sorted(set(saved) | set(current))
             if any(k == p or k.startswith(p + ".") for p in _RUN_IDENTITY)
-            and str(saved.get(k)) != str(current.get(k))]
+            and k not in _NOT_IDENTITY and str(saved.get(k)) != str(current.get(k))]
   if differ:
     details = "; ".join(f"{k}: {saved.get(k, '(unset)')} there, {current.get(k, '(unset)')} here"
                         for k in differ[:4])
