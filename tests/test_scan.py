@@ -147,7 +147,7 @@ def test_a_run_of_the_unrolled_layout_loads_evaluates_and_resumes_scanned(tiny_d
   config.model.update(num_rrdb=2, scan=False)
   train.train_and_evaluate(config, str(run))
   unrolled = runs.load(str(run))
-  assert "full.RRDB_1.RDB_0.Conv_0.kernel" in str(checkpointing.shapes(unrolled.params))
+  assert "full.RRDB_1.CBAM_0.mlp_out.kernel" in checkpointing.shapes(unrolled.params)
 
   saved = json.loads((run / "config.json").read_text())
   for key in models.LAYOUT_OPTIONS:  # a config.json from before the switches existed
@@ -155,7 +155,8 @@ def test_a_run_of_the_unrolled_layout_loads_evaluates_and_resumes_scanned(tiny_d
   (run / "config.json").write_text(json.dumps(saved))
   scanned = runs.load(str(run))
   assert scanned.step == 3
-  assert "full.RRDB_scan0.RDB_0.Conv_0.kernel" in checkpointing.shapes(scanned.params)
+  assert checkpointing.shapes(scanned.params)["full.RRDB_scan0.CBAM_0.mlp_out.kernel"] == \
+      (2, *checkpointing.shapes(unrolled.params)["full.RRDB_1.CBAM_0.mlp_out.kernel"])
   lr = _lr(3, 8)
   assert _max_difference(unrolled.sr_fn()(lr), scanned.sr_fn()(lr)) < 1e-5
 
