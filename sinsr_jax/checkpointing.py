@@ -72,11 +72,32 @@ def restore_latest(manager: ocp.CheckpointManager, state_template, data_iterator
   """
   if step is not None:
     return _restore(manager, step, state_template, data_iterator)
+  return _newest_intact(manager, lambda s: _restore(manager, s, state_template, data_iterator),
+                        read_only)[0]
+
+
+def restore_generator(manager: ocp.CheckpointManager, template: dict, device=None) -> tuple:
+  """(tree, step) of the newest readable checkpoint's ``template`` part only, e.g.
+  ``{"ema_params": ..., "g_state": ...}``, or (None, None) when there is no checkpoint.
+
+  Read-only (damaged checkpoints are skipped with a warning, as in ``restore_latest``): what
+  upscale, evaluate and adaptation need, without building or reading the discriminator and the
+  optimisers' state. Arrays land on ``device`` (the first local device by default).
+  """
+  # restore_part converts a checkpoint of the other block layout (model.scan).
+  return _newest_intact(manager, lambda step: restore_part(manager, step, template, device),
+                        read_only=True)
+
+
+def _newest_intact(manager, read, read_only: bool) -> tuple:
+  """(``read(step)``, step) for the newest step it succeeds on (on every process), or
+  (None, None) when there is no checkpoint; damaged ones newer than it are set aside (see
+  ``restore_latest``)."""
   damaged = []  # (step, reason), newest first
   for candidate in sorted(manager.all_steps(), reverse=True):
     state, reason = None, "unreadable on another process"
     try:
-      state = _restore(manager, candidate, state_template, data_iterator)
+      state = read(candidate)
       ok = True
     except CheckpointMismatch:
       raise
@@ -84,10 +105,10 @@ def restore_latest(manager: ocp.CheckpointManager, state_template, data_iterator
       ok, reason = False, _reason(e)
     if _everywhere(ok):
       _set_aside(manager, damaged, candidate, read_only)
-      return state
+      return state, candidate
     damaged.append((candidate, reason))
   if not damaged:
-    return None
+    return None, None
   _set_aside(manager, damaged, None, read_only)
   steps = ", ".join(str(s) for s, _ in damaged)
   first = f"step {damaged[0][0]}: {damaged[0][1]}"

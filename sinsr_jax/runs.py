@@ -73,8 +73,12 @@ class Run:
 
 
 def load(workdir: str, label: str | None = None) -> Run:
-  """The run in ``workdir`` with its newest readable checkpoint's EMA generator weights."""
-  from sinsr_jax import checkpointing, parallel, train
+  """The run in ``workdir`` with its newest readable checkpoint's EMA generator weights.
+
+  Only the EMA generator and its batch statistics are read: no discriminator, no optimiser
+  state, nothing compiled (what upscale, evaluate and adaptation need, in about a second).
+  """
+  from sinsr_jax import checkpointing, train
   from sinsr_jax.config_checks import check_config
 
   config = read_config(workdir)
@@ -83,23 +87,33 @@ def load(workdir: str, label: str | None = None) -> Run:
   except UserError as e:
     raise UserError(f"{workdir}/config.json: {e}") from None
   label = label or config.model.name
-  mesh = parallel.make_mesh(jax.local_devices()[:1])
-  g_model, d_models = train.build_models(config)
-  g_tx, d_tx = train.build_optimizers(config.optim)
-  template = train.initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
-  if not jax.tree.leaves(template.g_params):  # bicubic: nothing was trained
-    return Run(label, config, g_model, template.ema_params, template.g_state, 0, workdir)
+  g_model = train.build_generator(config)
+  params, model_state = generator_variables(config, g_model)
+  if not jax.tree.leaves(params):  # bicubic: nothing was trained
+    return Run(label, config, g_model, params, model_state, 0, workdir)
+  template = {"ema_params": params, "g_state": model_state}
   # Read-only: a training may be writing the run; its newest finalized, readable checkpoint
   # counts (a damaged one is skipped with a warning, and left where it is).
   manager = checkpointing.make_manager(workdir, None, read_only=True)
   try:
-    state = checkpointing.restore_latest(manager, template, read_only=True)
+    tree, step = checkpointing.restore_generator(manager, template)
   finally:
     manager.close()
-  if state is None:
+  if tree is None:
     raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
-  return Run(label, config, g_model, jax.device_get(state.ema_params),
-             jax.device_get(state.g_state), int(state.step), workdir)
+  return Run(label, config, g_model, jax.device_get(tree["ema_params"]),
+             jax.device_get(tree.get("g_state", {})), int(step), workdir)
+
+
+def generator_variables(config: ml_collections.ConfigDict, g_model: nn.Module) -> tuple:
+  """(params, non-trained state) of ``g_model`` as shapes only (nothing is computed), laid out
+  as a training of ``config`` saves them."""
+  from sinsr_jax import steps
+
+  p, s, c = config.data.patch_size, config.data.scale, config.model.channels
+  lr = jax.ShapeDtypeStruct((1, p // s, p // s, c), jax.numpy.float32)
+  variables = jax.eval_shape(lambda x: g_model.init(jax.random.PRNGKey(0), x), lr)
+  return steps.split_variables(variables)
 
 
 def bicubic(config: ml_collections.ConfigDict) -> Run:

@@ -36,7 +36,8 @@ class TrainState:
   d_state: Any = flax.struct.field(default_factory=dict)
 
 
-def _split_variables(variables) -> tuple[Any, dict]:
+def split_variables(variables) -> tuple[Any, dict]:
+  """(params, {collection: tree} of the non-trained variables)."""
   variables = dict(variables)
   return variables.pop("params", {}), variables
 
@@ -49,11 +50,11 @@ def create_train_state(rng, g_model: nn.Module, d_models: Mapping[str, nn.Module
   """
   g_rng, d_rng, rng = jax.random.split(rng, 3)
   lr, hr = jnp.zeros(lr_shape, jnp.float32), jnp.zeros(hr_shape, jnp.float32)
-  g_params, g_state = _split_variables(g_model.init(g_rng, lr))
+  g_params, g_state = split_variables(g_model.init(g_rng, lr))
   d_params, d_state = {}, {}
   for i, (name, d_model) in enumerate(sorted(d_models.items())):
     variables = d_model.init(jax.random.fold_in(d_rng, i), lr, hr)
-    d_params[name], d_state[name] = _split_variables(variables)
+    d_params[name], d_state[name] = split_variables(variables)
   return TrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                     g_opt_state=g_tx.init(g_params), d_opt_state=d_tx.init(d_params),
                     ema_params=g_params, rng=rng, g_state=g_state, d_state=d_state)

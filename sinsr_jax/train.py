@@ -33,12 +33,17 @@ from sinsr_jax.config_checks import check_config, ensure_writable_dir, model_kwa
 from sinsr_jax.errors import UserError
 
 
+def build_generator(config: ml_collections.ConfigDict):
+  """The generator of ``config``, in its compute dtype."""
+  g_model = models.create_generator(config.model.name, scale=config.data.scale,
+                                    channels=config.model.channels, axis_name=steps.AXIS,
+                                    **model_kwargs(config.model))
+  return precision.with_compute_dtype(g_model, config.train.get("compute_dtype", "float32"))
+
+
 def build_models(config: ml_collections.ConfigDict):
   """(generator, {"image": discriminator[, "gradient": discriminator of gradient maps]})."""
   scale = config.data.scale
-  g_model = models.create_generator(config.model.name, scale=scale,
-                                    channels=config.model.channels, axis_name=steps.AXIS,
-                                    **model_kwargs(config.model))
   d_model = models.create_discriminator(config.discriminator.name, scale=scale,
                                         axis_name=steps.AXIS,
                                         **model_kwargs(config.discriminator))
@@ -47,7 +52,7 @@ def build_models(config: ml_collections.ConfigDict):
   d_models = {"image": compute(d_model)}
   if max(config.loss.weights.gradient_adversarial) > 0:  # SPSR: same architecture, own weights
     d_models["gradient"] = compute(d_model)
-  return compute(g_model), d_models
+  return build_generator(config), d_models
 
 
 def build_optimizers(optim: ml_collections.ConfigDict):

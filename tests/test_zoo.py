@@ -10,7 +10,7 @@ import pytest
 
 from sinsr_jax import degradations, metrics, models
 from sinsr_jax.models.rrdbnet import pixel_unshuffle
-from sinsr_jax.steps import _split_variables, apply_model
+from sinsr_jax.steps import apply_model, split_variables
 
 TINY_G = {
     "bicubic": {},
@@ -138,7 +138,7 @@ def test_pixel_unshuffle_inverts_pixel_shuffle():
 def test_batch_norm_updates_statistics_in_training_only():
   g = models.create_generator("srresnet", scale=2, channels=1, **TINY_G["srresnet"])
   lr = jnp.asarray(np.random.default_rng(2).random((4, 8, 8, 1)), jnp.float32)
-  params, state = _split_variables(g.init(jax.random.PRNGKey(0), lr))
+  params, state = split_variables(g.init(jax.random.PRNGKey(0), lr))
   _, trained = apply_model(g, params, state, lr, train=True)
   _, evaluated = apply_model(g, params, state, lr, train=False)
   assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(trained),
@@ -172,7 +172,7 @@ def test_generator_overfits_a_fixed_batch(name, fixed_batch):
   """300 Adam steps on pixel L1: at least 5 dB over the start and 3 dB over bicubic."""
   lr, hr = fixed_batch
   g = models.create_generator(name, scale=4, channels=1, **TINY_G[name])
-  params, state = _split_variables(g.init(jax.random.PRNGKey(0), jnp.asarray(lr)))
+  params, state = split_variables(g.init(jax.random.PRNGKey(0), jnp.asarray(lr)))
   tx = optax.adam(2e-3)
   opt_state = tx.init(params)
 
@@ -204,7 +204,7 @@ def test_discriminator_tells_hr_from_bicubic(name, kwargs, fixed_batch):
   lr, hr = fixed_batch
   bicubic = degradations.bicubic_upscale(lr, 4)
   d = models.create_discriminator(name, scale=4, **{**TINY_D[name], **kwargs})
-  params, state = _split_variables(d.init(jax.random.PRNGKey(0), lr, hr))
+  params, state = split_variables(d.init(jax.random.PRNGKey(0), lr, hr))
   tx = optax.adam(1e-3)
   opt_state = tx.init(params)
   logits = functools.partial(apply_model, d, lr=lr)

@@ -1,0 +1,45 @@
+"""Reading a run for inference: the EMA generator alone, equal to the whole state's."""
+
+import jax
+import numpy as np
+import pytest
+
+from sinsr_jax import checkpointing, parallel, runs, train
+
+
+@pytest.mark.slow
+def test_load_reads_only_the_ema_generator_and_equals_the_whole_state(trained_tiny_run,
+                                                                      monkeypatch):
+  config = runs.read_config(str(trained_tiny_run))
+  mesh = parallel.make_mesh(jax.local_devices()[:1])
+  template = train.initial_state(config, *train.build_models(config),
+                                 *train.build_optimizers(config.optim), mesh)
+  manager = checkpointing.make_manager(str(trained_tiny_run), None, read_only=True)
+  try:
+    whole = checkpointing.restore_latest(manager, template, read_only=True)
+  finally:
+    manager.close()
+
+  def refuse(*_, **__):
+    raise AssertionError("runs.load built the training state")
+
+  # Nothing but the generator is built: no discriminator, no optimiser, no train state.
+  monkeypatch.setattr(train, "build_models", refuse)
+  monkeypatch.setattr(train, "build_optimizers", refuse)
+  monkeypatch.setattr(train, "initial_state", refuse)
+  run = runs.load(str(trained_tiny_run))
+  assert run.step == int(whole.step)
+  for got, want in zip(jax.tree.leaves(run.params), jax.tree.leaves(whole.ema_params),
+                       strict=True):
+    np.testing.assert_array_equal(got, np.asarray(want))
+  for got, want in zip(jax.tree.leaves(run.model_state), jax.tree.leaves(whole.g_state),
+                       strict=True):
+    np.testing.assert_array_equal(got, np.asarray(want))
+  assert jax.tree.structure(run.params) == jax.tree.structure(whole.ema_params)
+
+
+def test_a_run_without_checkpoints_is_one_clear_error(tmp_path):
+  from sinsr_jax.errors import UserError
+
+  with pytest.raises(UserError, match="config.json"):
+    runs.load(str(tmp_path))
