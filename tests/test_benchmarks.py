@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_input_pipeline_benchmark_runs(tiny_data_dir, tmp_path):
   out = tmp_path / "pipeline.json"
   result = subprocess.run(
@@ -28,6 +29,7 @@ def test_input_pipeline_benchmark_runs(tiny_data_dir, tmp_path):
   assert "pipeline / fastest step" in result.stdout
 
 
+@pytest.mark.slow
 def test_model_table_runs_and_counts_parameters(tmp_path):
   out = tmp_path / "table.json"
   result = subprocess.run(
@@ -44,6 +46,7 @@ def test_model_table_runs_and_counts_parameters(tmp_path):
   assert "| `esrgan` | 16,695,681 | 16,697,987 |" in result.stdout
 
 
+@pytest.mark.slow
 def test_loss_terms_benchmark_runs(tmp_path):
   out = tmp_path / "terms.json"
   result = subprocess.run(
@@ -64,6 +67,7 @@ def test_loss_terms_benchmark_runs(tmp_path):
   assert "GAN step:" in result.stdout
 
 
+@pytest.mark.slow
 def test_upscale_benchmark_runs_one_process_per_image(tmp_path):
   out = tmp_path / "upscale.json"
   result = subprocess.run(
@@ -87,6 +91,7 @@ def _run_benchmark(*args, timeout=900):
                         capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_conv_stack_benchmark_compares_xla_variants_with_torch(tmp_path):
   pytest.importorskip("torch", reason="the reference needs CPU torch (pip install -e .[torch])")
   out = tmp_path / "conv.json"
@@ -100,6 +105,7 @@ def test_conv_stack_benchmark_compares_xla_variants_with_torch(tmp_path):
   assert "| default |" in result.stdout and "vs best torch" in result.stdout
 
 
+@pytest.mark.slow
 def test_train_step_benchmark_runs_jax_and_torch_side_by_side(tmp_path):
   pytest.importorskip("torch", reason="the reference needs CPU torch (pip install -e .[torch])")
   out = tmp_path / "steps.json"
@@ -136,6 +142,7 @@ def test_torch_reference_models_match_the_jax_parameter_counts():
     assert count(d_params) == sum(p.numel() for p in torch_d.parameters()), model
 
 
+@pytest.mark.slow
 def test_inference_benchmark_runs_jax_and_torch_side_by_side(tmp_path):
   pytest.importorskip("torch", reason="the reference needs CPU torch (pip install -e .[torch])")
   out = tmp_path / "inference.json"

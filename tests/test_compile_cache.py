@@ -65,6 +65,7 @@ print("hits:", len(hits))
 """
 
 
+@pytest.mark.slow
 def test_a_second_process_reads_the_compiled_program_back(tmp_path):
   env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
   env["SINSR_CACHE_DIR"] = str(tmp_path)

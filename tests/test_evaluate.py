@@ -105,6 +105,7 @@ def _lpips_cache(path) -> None:
                             "source_sha256": "0"})
 
 
+@pytest.mark.slow
 def test_evaluate_a_sweep_with_lpips(trained_run, tiny_data_dir, tmp_path, monkeypatch):
   cache = tmp_path / "weights"
   cache.mkdir()
@@ -164,6 +165,7 @@ def _evaluate_cli(*args):
                         capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_table_and_clear_errors(trained_run, tmp_path, ledger):
   out = tmp_path / "cli"
   done = _evaluate_cli(f"--run={trained_run / 'a'}", "--label=mine", "--max_images=2",
@@ -200,6 +202,7 @@ def test_cli_table_and_clear_errors(trained_run, tmp_path, ledger):
   ledger.tried("evaluate: missing run, not a run, unknown split, foreign checkpoint", 4)
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_folder_of_the_users_micrographs(trained_run, tmp_path, ledger):
   """--images: each file's image area above its databar, LR by the run's degradation, scored
   like a split; unusable files skipped with a reason."""

@@ -17,6 +17,7 @@ def _fresh_state(config):
                                     mesh))
 
 
+@pytest.mark.slow
 def test_init_from_starts_at_the_source_ema_with_everything_else_fresh(trained_tiny_run,
                                                                        tiny_data_dir):
   source = runs.load(str(trained_tiny_run))
@@ -36,6 +37,7 @@ def test_init_from_starts_at_the_source_ema_with_everything_else_fresh(trained_t
   np.testing.assert_array_equal(np.asarray(state.rng), np.asarray(fresh.rng))
 
 
+@pytest.mark.slow
 def test_init_from_refuses_another_architecture_naming_the_parameter(trained_tiny_run,
                                                                      tiny_data_dir, ledger):
   ledger.tried("init_from: another width, not a run", 2)
@@ -49,6 +51,7 @@ def test_init_from_refuses_another_architecture_naming_the_parameter(trained_tin
     init_from.initialize(fresh, "/nowhere", build)
 
 
+@pytest.mark.slow
 def test_training_with_init_from_moves_off_the_source_by_one_adam_step(trained_tiny_run,
                                                                        tiny_data_dir, tmp_path):
   source = runs.load(str(trained_tiny_run))

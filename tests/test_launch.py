@@ -98,6 +98,7 @@ def test_sweep_grids_emit_one_command_per_run():
   assert unknown.returncode != 0 and "nope not in the study grid" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_sweep_runs_records_provenance_and_gathers_a_table(tiny_data_dir, tmp_path):
   # bicubic: the sweep's run-and-gather path without a training to wait for (the study's
   # trainings: tests/test_study.py).

@@ -15,6 +15,8 @@ from test_train import _final_state
 from conftest import REPO, tiny_config
 from sinsr_jax import train
 
+pytestmark = pytest.mark.slow  # Real multi-process training.
+
 STEPS = {"num_steps": 4, "pretrain_steps": 2, "checkpoint_every": 2, "eval_every": 4}
 # The runtime, not the model, is under test: attention off halves what each process compiles.
 MODEL = {"attention": "none"}

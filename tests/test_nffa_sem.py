@@ -193,6 +193,7 @@ def _run(args, **kwargs):
                         timeout=600, **kwargs)
 
 
+@pytest.mark.slow
 def test_build_command_prints_counts_and_reruns(archive, tmp_path):
   root, _ = archive
   args = ["tfds_sem.build", "nffa_sem", f"--manual_dir={root / 'manual'}",

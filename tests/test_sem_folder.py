@@ -124,6 +124,7 @@ def test_changed_folder_is_not_used_stale(lab_folder, tmp_path):
     input_pipeline.prepare_builder(data_cfg)
 
 
+@pytest.mark.slow
 def test_cli_trains_on_a_folder(tmp_path):
   rng = np.random.default_rng(1)
   root = tmp_path / "my_images"
@@ -153,6 +154,7 @@ def test_cli_data_errors(tmp_path, ledger):
   assert message.startswith("error: cannot prepare nffa_sem/sem") and "B2SHARE" in message
 
 
+@pytest.mark.slow
 def test_training_on_the_nffa_archive(tmp_path):
   make_archive(tmp_path / "manual", per_class=2)
   config = tiny_config(str(tmp_path / "data"), num_steps=2, pretrain_steps=1)

@@ -94,6 +94,7 @@ def test_verdict_compares_the_best_sinsr_run_and_the_best_baseline_image_by_imag
   assert study.verdict(results) == []  # no baseline to compare with
 
 
+@pytest.mark.slow
 def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_path):
   tiny = ["data.builder_config=tiny", f"data.data_dir={tiny_data_dir}", "data.patch_size=32",
           "data.num_workers=0", "data.eval_max_images=2", "model.stem_width=8", "model.width=8",

@@ -5,9 +5,12 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from conftest import tiny_config
 from sinsr_jax import checkpointing, parallel, train
+
+pytestmark = pytest.mark.slow  # Every test here runs the training loop.
 
 
 def _final_state(config, workdir, step=None):

@@ -302,6 +302,7 @@ def _jpeg_bytes(height, width) -> bytes:
   return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_cli_reports_each_bad_input_once_and_upscales_the_rest(tmp_path, ledger):
   ledger.tried("micrograph", 8)
   src = tmp_path / "in"

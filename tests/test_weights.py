@@ -348,6 +348,7 @@ def _cli(*args, cache) -> subprocess.CompletedProcess:
                         capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_convert(tmp_path, narrow_vgg19):
   done = _cli("convert", "vgg19", "--file", narrow_vgg19, "--no-download", cache=tmp_path)
   assert done.returncode == 0, done.stderr

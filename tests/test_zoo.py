@@ -166,6 +166,7 @@ def _psnr(sr, hr):
   return float(np.mean(metrics.psnr_db(np.asarray(sr), hr, crop_border=4)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sinsr", "vdsr", "srresnet", "esrgan", "spsr", "swinir",
                                   "dsrvae"])
 def test_generator_overfits_a_fixed_batch(name, fixed_batch):
@@ -200,6 +201,7 @@ def test_generator_overfits_a_fixed_batch(name, fixed_batch):
     ("sinsr_patch", {"norm": "spectral"}), ("vgg", {"variant": "esrgan"}),
     ("vgg", {"variant": "srgan", "norm": "spectral"}),
 ])
+@pytest.mark.slow
 def test_discriminator_tells_hr_from_bicubic(name, kwargs, fixed_batch):
   lr, hr = fixed_batch
   bicubic = degradations.bicubic_upscale(lr, 4)
@@ -255,6 +257,7 @@ def test_sinsr_gradient_branch_outputs_and_fuses_the_gradient_map():
   assert not np.allclose(g.apply({"params": bumped}, lr)["sr"], out["sr"])
 
 
+@pytest.mark.slow
 def test_gan_phase_with_the_gradient_branch_runs_end_to_end(tiny_data_dir, tmp_path):
   import json
 
