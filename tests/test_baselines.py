@@ -27,6 +27,7 @@ TINY = {
 
 # SINSR's own quick config trains through the command line in test_cli (and with every loss
 # option in test_objective): each compile of it costs minutes of the suite.
+@pytest.mark.slow
 @pytest.mark.parametrize("config_file", sorted(TINY))
 def test_model_trains_from_its_quick_config(config_file, tiny_data_dir, tmp_path):
   result = _main(f"--config={config_file}:quick", "--config.data.builder_config=tiny",
