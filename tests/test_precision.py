@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import tiny_config
 from sinsr_jax import models, parallel, precision, train
@@ -20,6 +21,7 @@ def test_bf16_forward_is_close_to_f32_and_returns_f32():
   assert 1e-6 < error < 0.05  # bf16 really ran (8-bit mantissa), and stayed close
 
 
+@pytest.mark.slow
 def test_bf16_training_keeps_f32_state(tmp_path):
   config = tiny_config(str(tmp_path), num_steps=2, pretrain_steps=1)
   config.train.compute_dtype = "bfloat16"

@@ -77,6 +77,7 @@ def test_v2_spans_wider_noise_and_smoothness_ranges_than_v1():
   assert v2_steepest < min(-4.0, v1_steepest - 0.5)  # measured: -4.7 vs -3.4
 
 
+@pytest.mark.slow
 def test_tiny_v2_prepares_through_tfds_and_v1_stays_preparable(tmp_path):
   data_dir = str(tmp_path)
   for version, kinds, render in (("2.0.0", SCENE_KINDS_V2, render_scene_v2),
