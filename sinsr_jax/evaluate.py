@@ -165,8 +165,10 @@ def score_run(run, pairs: list[dict], lpips, keep: set[int], classes,
   compiled, compile_s, records, kept = set(), 0.0, [], {}
   for i, pair in enumerate(tqdm(pairs, desc=run.label, unit="image", disable=None)):
     lr = pair["lr"][None]
+    decision = {}
     if adapt is not None:
-      sr_fn = adaptation.adapt(run, [pair["lr"]], adapt).sr_fn()
+      adapted = adaptation.adapt(run, [pair["lr"]], adapt)
+      sr_fn, decision = adapted.run.sr_fn(), {"adaptation": adapted.describe()}
       compiled.discard(lr.shape)
     if lr.shape not in compiled:  # the first call of a shape compiles: keep it out of the timing
       start = time.perf_counter()
@@ -178,7 +180,7 @@ def score_run(run, pairs: list[dict], lpips, keep: set[int], classes,
     elapsed = time.perf_counter() - start
     record = {"image": i, "filename": _text(pair.get("filename", f"{i}")),
               "class": classes(pair), **score(sr, pair, run.scale, lpips),
-              "time_ms": 1000.0 * elapsed}
+              "time_ms": 1000.0 * elapsed, **decision}
     records.append(record)
     if i in keep:
       kept[i] = sr
@@ -321,7 +323,12 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
   header = header_lines(data, pairs, entries, lpips_line, seed, images)
   if adapt:
     header.append(f"- +adapt {adapt}: the run fine-tuned for {adapt} steps on pairs cut from "
-                  f"each LR image itself before upscaling it (upscale --adapt={adapt}).")
+                  f"each LR image itself before upscaling it (upscale --adapt={adapt}); the "
+                  f"adapted weights are kept only where they gain on held-out pairs of the "
+                  f"image: " + "; ".join(
+                      f"{label} on {sum(r['adaptation']['kept'] for r in records)} of "
+                      f"{len(records)} images" for label, records in per_image.items()
+                      if records and "adaptation" in records[0]) + ".")
   paths = report.write_all(out_dir, rows, header, params, {
       "compile_s": compile_s, "per_image": per_image,
       "runs": {r.label: {"workdir": r.workdir, "step": r.step, "model": r.config.model.name}

@@ -61,6 +61,7 @@ class Model:
   label: str = ""
   run_dir: str = ""  # the training run's folder; "" for bicubic
   step: int | None = None  # the checkpoint's step
+  adaptation: dict | None = None  # upscale --adapt: its settings, decision and held-out PSNRs
 
 
 def size_multiple(sr_fn: Callable, channels: int) -> int:
@@ -161,6 +162,7 @@ def upscale_file(source: str, dest: str, model: Model, settings: Settings,
   making = {"model": model.label or "unnamed", "run": os.path.abspath(model.run_dir) if
             model.run_dir else None, "checkpoint_step": model.step, "scale": model.scale,
             "tile": settings.tile, "context": settings.context, "blend": settings.blend,
+            **({"adaptation": model.adaptation} if model.adaptation is not None else {}),
             **(package if package is not None else calibration.package_provenance())}
   description = calibration.record(
       source=source, output=dest, shape=pixels.shape[:2], dtype=str(pixels.dtype),
