@@ -9,11 +9,14 @@ import sys
 import tempfile
 import traceback
 
+from sinsr_jax import console
+
 _CHATTY_LIBRARIES = ("/orbax/", "/tensorflow_datasets/", "/jax/_src/")
 
 
 def fail(message: str, status: int = 1):
   """Ends the program with one ``error:`` line: 2 for bad flags, 1 for everything else."""
+  console.close()  # a progress line on the terminal ends first: the error gets a line of its own
   print(f"error: {message}", file=sys.stderr)
   sys.exit(status)
 

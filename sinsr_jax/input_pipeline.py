@@ -16,10 +16,10 @@ import grain
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import flags, logging
+from absl import flags
 from scipy import ndimage
 
-from sinsr_jax import degradations
+from sinsr_jax import console, degradations
 from sinsr_jax.config_checks import ensure_writable_dir
 from sinsr_jax.errors import DataError
 
@@ -47,7 +47,7 @@ def prepare_builder(data_cfg: ml_collections.ConfigDict) -> tfds.core.DatasetBui
   name = f"{builder.name}/{builder.builder_config.name}"
   if not builder.is_prepared():
     ensure_writable_dir(data_dir, "data directory")
-    logging.info("Preparing %s into %s (first use only).", name, data_dir)
+    console.info("Preparing %s into %s (first use only).", name, data_dir)
     manual_dir = os.path.expanduser(data_cfg.manual_dir) if data_cfg.manual_dir else None
     try:
       builder.download_and_prepare(

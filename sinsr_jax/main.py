@@ -4,6 +4,9 @@ Any config value can be overridden with ``--config.a.b=value``. Mistakes the use
 unknown key, an impossible scale, an unwritable folder, ...) end with one ``error:`` line and
 exit status 2 (flags) or 1 (everything else), never a traceback (an unforeseen failure's goes
 to ``WORKDIR/log.txt``, and to the console with ``--verbosity=1``).
+
+The console shows the training's progress (sinsr_jax/console.py); ``WORKDIR/log.txt`` holds the
+whole log (every metric, library messages); ``--verbosity=1`` shows that log on the console too.
 """
 
 from __future__ import annotations
@@ -123,6 +126,12 @@ def main(argv: list[str]) -> None:
   if _WORKDIR.value is None:
     _fail("--workdir is required", 2)
   log_failures_to(_WORKDIR.value)
+  import jax
+
+  from sinsr_jax import console
+
+  console.route_logs(_WORKDIR.value, verbosity=flags.FLAGS.verbosity,
+                     process_index=jax.process_index())
   try:
     from sinsr_jax import train
 
@@ -135,6 +144,7 @@ def main(argv: list[str]) -> None:
   except Exception as e:  # a failure no check foresaw: one line, the traceback in log.txt
     fail_unexpected(e)
   logging.info("Final metrics: %s", record)
+  console.close()
   if record.get("stopped"):
     print(f"stopped by {record['stopped']}; checkpoint written: the same command resumes")
   elif record:

@@ -24,6 +24,8 @@ from collections.abc import Callable
 import jax
 from absl import logging
 
+from sinsr_jax import console
+
 
 def newest_checkpoint_on_disk(workdir: str | None) -> int | None:
   """The newest finalized checkpoint's step (orbax writes into ``<step>.orbax-checkpoint-tmp``
@@ -110,6 +112,7 @@ class StopRequest:
     from multiprocessing import util as mp_util
 
     mp_util._exit_function()
+    console.close()  # a progress line on the terminal ends first
     sys.stderr.flush()
     print(message, flush=True)
     os._exit(128 + signum)

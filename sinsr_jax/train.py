@@ -16,6 +16,7 @@ from clu import metric_writers, periodic_actions
 
 from sinsr_jax import (
   checkpointing,
+  console,
   init_from,
   input_pipeline,
   models,
@@ -164,21 +165,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     try:
       return _train(config, workdir, stop, opened)
     finally:
+      console.current().status("finishing: checkpoint writes, data workers")
       for close in reversed(opened):
         try:
           close()
         except Exception as e:  # already failing or stopping: the first error is the one to tell
           logging.info("Closing after the run: %s", e)
+      _release_shared_memory()
 
 
 def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> dict:
   check_same_run(config, workdir)
+  progress = console.current()
+  progress.status("building the loss")
   loss, frozen = objective.build(config)  # pretrained loss networks: found before any work
-  builder = input_pipeline.prepare_builder(config.data)
+  progress.status("opening the data")
+  with console.quiet_dataset_preparation():
+    builder = input_pipeline.prepare_builder(config.data)
   is_chief = jax.process_index() == 0
   if is_chief:
     _write_run_info(config, workdir)
 
+  progress.status("initialising the models")
   mesh = parallel.make_mesh()
   g_model, d_models = build_models(config)
   g_tx, d_tx = build_optimizers(config.optim)
@@ -206,10 +214,11 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
 
   manager = checkpointing.make_manager(workdir, config.train.keep_checkpoints)
   opened.append(manager.close)
+  progress.status("looking for checkpoints")
   restored = checkpointing.restore_latest(manager, state, train_iter)
   if restored is not None:
     state = restored
-    logging.info("Resumed from the checkpoint at step %d.", int(state.step))
+    console.info("Resumed from the checkpoint at step %d.", int(state.step))
   elif config.train.get("init_from"):
     state = init_from.initialize(state, os.path.expanduser(config.train.init_from), lambda c: (
         initial_state(c, *build_models(c), *build_optimizers(c.optim), mesh)))
@@ -229,13 +238,16 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
   record = history[-1] if history else {}
   scale = config.data.scale
 
-  logging.info("Training %s x%d on %s/%s with %d device(s), steps %d -> %d (pretrain %d).",
+  console.info("Training %s x%d on %s/%s with %d device(s), steps %d -> %d (pretrain %d).",
                config.model.name, scale, config.data.name, config.data.train_split,
                jax.device_count(), start_step, train_cfg.num_steps, train_cfg.pretrain_steps)
   health = monitoring.Health(train_cfg.get("max_nonfinite_steps", 10),
                              train_cfg.get("collapse_warning_steps", 2000))
   train_metrics, window = [], []
+  progress.start(train_cfg.num_steps, train_cfg.pretrain_steps, start_step)
   for step in range(start_step + 1, train_cfg.num_steps + 1):
+    if step in (start_step + 1, train_cfg.pretrain_steps + 1):  # a step function's first call
+      progress.status(f"compiling the {console.phase_of(step, train_cfg.pretrain_steps)} step")
     batch = parallel.shard_batch(next(train_iter), mesh)
     step_fn = pretrain_step if step <= train_cfg.pretrain_steps else gan_step
     state, step_metrics = step_fn(state, batch)
@@ -243,6 +255,7 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
     train_metrics.append(step_metrics)
     window.append(step)
     report(step, time.time())
+    progress.step_done(step)
     stopping = stop.should_stop(step)
     last = step == train_cfg.num_steps or stopping
     if step % train_cfg.log_every == 0 or last:
@@ -258,15 +271,18 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
       summary = _mean_metrics(host)
       summary["phase_gan"] = float(step > train_cfg.pretrain_steps)
       writer.write_scalars(step, summary)
+      progress.losses(step, summary)
       train_metrics, window = [], []
     # Validation runs on process 0 alone, on its local copy of the replicated weights: no
     # collective, so the other processes go on to the next step (or checkpoint) meanwhile.
     if is_chief and not stopping and (step % train_cfg.eval_every == 0 or last):
+      progress.status("validating")
       sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
       record = {"step": step, **validation.evaluate_pairs(sr, eval_pairs, scale)}
       history.append(record)
       writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
       validation.write_metrics_json(metrics_path, record, history)
+      progress.validation(step, record)
     if is_chief and not stopping and (step % train_cfg.image_every == 0 or last):
       sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
       writer.write_images(step, {"val/lr_bicubic_sr_hr": validation.sample_grid(
@@ -282,6 +298,31 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
   _finish(manager)
   writer.flush()
   return record
+
+
+def _release_shared_memory() -> None:
+  """Unlinks, before the process ends, the shared memory of the batches grain's workers handed
+  over. grain unlinks a batch when its array is deleted, on a background thread: one deleted
+  shortly before exit, or still alive at exit (the interpreter tears the modules down first),
+  is left to the resource tracker, which then warns of 'leaked shared_memory objects'."""
+  import gc
+
+  from grain._src.python.ipc import shared_memory_array  # grain has no public handle on this
+
+  gc.collect()  # batches in reference cycles (the pipeline's buffers) are deleted now
+  arrays = shared_memory_array.SharedMemoryArray
+  pool = arrays._del_thread_pool
+  if pool is not None:
+    arrays._disable_async_del()  # from now on a deleted batch is unlinked at once
+    pool.close()
+    pool.join()  # the unlinks already queued are done
+  for obj in gc.get_objects():  # still alive (a traceback holds the batch in hand)
+    if isinstance(obj, arrays) and getattr(obj, "_unlink_on_del", False) and obj.shm is not None:
+      try:
+        obj.shm.unlink()
+      except OSError:  # already unlinked
+        pass
+      obj._unlink_on_del = False  # its deletion now only closes the mapping
 
 
 def _unlink_shared_memory() -> None:

@@ -192,7 +192,7 @@ def test_signals_before_the_first_step_stop_at_once_and_a_second_signal_too(
 
   # During training the first signal is deferred to the step's end; a second stops at once.
   proc = _start(tiny_data_dir, workdir, "--config.data.num_workers=1")
-  _lines_until(proc, "] [1] ")  # step 1's summary: training is under way
+  _lines_until(proc, " step 1/")  # step 1's progress line: training is under way
   proc.send_signal(signal.SIGINT)
   time.sleep(0.2)
   proc.send_signal(signal.SIGTERM)
