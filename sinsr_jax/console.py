@@ -33,7 +33,7 @@ from typing import TextIO
 
 PLAIN_EVERY_S = 30.0  # not a terminal: at most one progress line this often (plus first, last)
 _REDRAW_EVERY_S = 0.2  # a terminal: the line is redrawn at most this often between events
-_RATE_WINDOW = 50  # steps/s over the last this many steps of the current phase
+_RATE_WINDOW = 4  # steps/s over the last this many timing points (3 logged windows)
 _MARK = "sinsr_console"  # LogRecord attribute: an INFO line meant for the console too
 
 # Library warnings that tell the person at the console nothing (they stay in log.txt):
@@ -179,7 +179,12 @@ class Progress:
     self._snapshot: Snapshot | None = None
     self._status = ""
     self._pretrain_steps = 0
+    # Timing points (step, time) where the device had finished every step dispatched so far:
+    # a phase's first step (it waited for its compilation) or the first after a validation, and
+    # each logged window (its metrics were fetched). Between them JAX dispatches steps ahead of
+    # the device: timing those would measure dispatch, not training.
     self._samples: deque = deque(maxlen=_RATE_WINDOW)
+    self._synced = False  # the next step_done is a timing point
     self._rate = None
     self._started = None
 
@@ -190,6 +195,7 @@ class Progress:
     self._pretrain_steps = pretrain_steps
     self._started = self._clock()
     self._snapshot = Snapshot(start_step, total_steps, phase_of(start_step + 1, pretrain_steps))
+    self._status, self._synced = "", True
     self._redraw()
 
   def status(self, text: str) -> None:
@@ -200,19 +206,20 @@ class Progress:
     self._redraw()
 
   def step_done(self, step: int) -> None:
-    """Called after every step."""
+    """Called after every step (dispatched)."""
     s = self._snapshot
     if s is None:
       return
     phase = phase_of(step, self._pretrain_steps)
     if phase != s.phase:  # another step function, another speed: measure it afresh
       self._samples.clear()
-      self._rate = None
-    self._samples.append((step, self._clock()))
-    self._rate = steps_per_second(self._samples) or self._rate
-    s.step, s.phase, s.steps_per_sec, self._status = step, phase, self._rate, ""
-    s.elapsed_s = self._clock() - self._started
+      self._rate, self._synced, s.losses = None, True, ""
     now = self._clock()
+    if self._synced:
+      self._samples.append((step, now))
+      self._synced = False
+    s.step, s.phase, s.steps_per_sec, self._status = step, phase, self._rate, ""
+    s.elapsed_s = now - self._started
     if self._last_draw is None or now - self._last_draw >= _REDRAW_EVERY_S or \
         step >= s.total_steps:
       self._redraw()
@@ -223,6 +230,8 @@ class Progress:
     if s is None:
       return
     s.losses = main_losses(summary)
+    self._samples.append((step, self._clock()))  # its metrics are on the host: a timing point
+    self._rate = s.steps_per_sec = steps_per_second(self._samples) or self._rate
     if self.live:
       self._redraw()
       return
@@ -240,6 +249,7 @@ class Progress:
     self._snapshot.validation = validation_gain(step, record)
     self._status = ""
     self._samples.clear()  # the validation's time is not training speed
+    self._synced = True
     if step < self._snapshot.total_steps:
       self.message(validation_line(step, record))
     else:

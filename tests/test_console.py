@@ -95,6 +95,28 @@ def test_live_line_is_redrawn_in_place_with_messages_above_it():
   assert text.count("\n") == 3
 
 
+def test_speed_is_timed_where_the_device_has_caught_up():
+  """JAX dispatches steps ahead of the device: the speed comes from a phase's first step (after
+  its compilation) and the logged windows (their metrics fetched), not from dispatch times."""
+  out, clock = io.StringIO(), _Clock()
+  progress = console.Progress(out, live=True, clock=clock, width=200)
+  progress.start(100, 50, 0)
+  clock.now += 60  # compilation
+  progress.step_done(1)
+  for step in range(2, 11):  # dispatched at once
+    clock.now += 0.01
+    progress.step_done(step)
+  assert "steps/s" not in out.getvalue() and "s/step" not in out.getvalue()
+  clock.now = 1060 + 18  # the host waits for step 10's metrics
+  progress.losses(10, {"g_loss": 0.5})
+  assert out.getvalue().endswith("pretrain step 10/100 | 2.0 s/step | ETA 3m00s | loss 0.5\x1b[K")
+  for step in range(11, 21):
+    progress.step_done(step)
+  clock.now += 10
+  progress.losses(20, {"g_loss": 0.4})  # 19 steps in 28 s since step 1
+  assert "pretrain step 20/100 | 1.5 s/step | ETA 1m58s | loss 0.4" in out.getvalue()
+
+
 def test_plain_lines_are_periodic_and_have_no_carriage_returns():
   out, clock = io.StringIO(), _Clock()
   progress = console.Progress(out, live=False, clock=clock, plain_every_s=1.2)
