@@ -307,11 +307,15 @@ def _release_shared_memory() -> None:
   is left to the resource tracker, which then warns of 'leaked shared_memory objects'."""
   import gc
 
-  from grain._src.python.ipc import shared_memory_array  # grain has no public handle on this
+  try:  # grain has no public handle on this
+    from grain._src.python.ipc import shared_memory_array
 
+    arrays = shared_memory_array.SharedMemoryArray
+    pool = arrays._del_thread_pool
+  except (ImportError, AttributeError) as e:  # another grain: at worst the warning comes back
+    logging.info("Shared memory left to grain: %s", e)
+    return
   gc.collect()  # batches in reference cycles (the pipeline's buffers) are deleted now
-  arrays = shared_memory_array.SharedMemoryArray
-  pool = arrays._del_thread_pool
   if pool is not None:
     arrays._disable_async_del()  # from now on a deleted batch is unlinked at once
     pool.close()
