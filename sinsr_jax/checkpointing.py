@@ -122,11 +122,12 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
 
 
 def _restore(manager, step: int, state_template, data_iterator):
-  converts = check_compatible(manager, step, state_template)
+  stored = _stored(manager, step)
+  converts = check_compatible(manager, step, state_template, stored=stored)
   if converts:  # read in the stored layout, on this process's first device, then convert
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                            manager.item_metadata(step)["state"])
+                            stored)
   else:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_template)
   items = {"state": ocp.args.StandardRestore(abstract)}
@@ -210,12 +211,15 @@ def shapes(tree) -> dict[str, tuple]:
 
 
 def check_compatible(manager: ocp.CheckpointManager, step: int, state_template,
-                     part: bool = False) -> bool:
+                     part: bool = False, stored=None) -> bool:
   """Raises CheckpointMismatch naming the first parameter that differs in name or shape, instead
   of the restore's shape traceback. Names are compared after converting the checkpoint to the
   template's layout of repeated blocks; returns whether that conversion is needed. ``part``:
-  the template is a part of the state (e.g. {"ema_params", "g_state"}); the rest is not read."""
-  stored = _stored(manager, step, state_template if part else None)
+  the template is a part of the state (e.g. {"ema_params", "g_state"}); the rest is not read.
+  ``stored``: the checkpoint's metadata when the caller has read it already (reading it costs
+  seconds on a large state)."""
+  if stored is None:
+    stored = _stored(manager, step, state_template if part else None)
   found, missing, unused = layout.convert(stored, state_template)
   missing = set(missing)
   where = f"the checkpoint at step {step} in {manager.directory}"
@@ -251,8 +255,9 @@ def restore_part(manager: ocp.CheckpointManager, step: int, template: dict, devi
   in ``template``'s layout of repeated blocks whichever layout the checkpoint holds, on
   ``device`` (the first local device by default). Nothing else of the state is read."""
   sharding = jax.sharding.SingleDeviceSharding(device or jax.local_devices()[0])
-  converts = check_compatible(manager, step, template, part=True)
-  target = _stored(manager, step, template) if converts else template
+  stored = _stored(manager, step, template)
+  converts = check_compatible(manager, step, template, part=True, stored=stored)
+  target = stored if converts else template
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), target)
   restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=sharding), target)

@@ -78,7 +78,7 @@ def load(workdir: str, label: str | None = None) -> Run:
   Only the EMA generator and its batch statistics are read: no discriminator, no optimiser
   state, nothing compiled (what upscale, evaluate and adaptation need, in about a second).
   """
-  from sinsr_jax import checkpointing, train
+  from sinsr_jax import checkpointing, networks
   from sinsr_jax.config_checks import check_config
 
   config = read_config(workdir)
@@ -87,7 +87,7 @@ def load(workdir: str, label: str | None = None) -> Run:
   except UserError as e:
     raise UserError(f"{workdir}/config.json: {e}") from None
   label = label or config.model.name
-  g_model = train.build_generator(config)
+  g_model = networks.build_generator(config)
   params, model_state = generator_variables(config, g_model)
   if not jax.tree.leaves(params):  # bicubic: nothing was trained
     return Run(label, config, g_model, params, model_state, 0, workdir)

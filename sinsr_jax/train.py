@@ -23,37 +23,15 @@ from sinsr_jax import (
   monitoring,
   objective,
   parallel,
-  precision,
   preemption,
   provenance,
   steps,
   validation,
   workdir_lock,
 )
-from sinsr_jax.config_checks import check_config, ensure_writable_dir, model_kwargs
+from sinsr_jax.config_checks import check_config, ensure_writable_dir
 from sinsr_jax.errors import UserError
-
-
-def build_generator(config: ml_collections.ConfigDict):
-  """The generator of ``config``, in its compute dtype."""
-  g_model = models.create_generator(config.model.name, scale=config.data.scale,
-                                    channels=config.model.channels, axis_name=steps.AXIS,
-                                    **model_kwargs(config.model))
-  return precision.with_compute_dtype(g_model, config.train.get("compute_dtype", "float32"))
-
-
-def build_models(config: ml_collections.ConfigDict):
-  """(generator, {"image": discriminator[, "gradient": discriminator of gradient maps]})."""
-  scale = config.data.scale
-  d_model = models.create_discriminator(config.discriminator.name, scale=scale,
-                                        axis_name=steps.AXIS,
-                                        **model_kwargs(config.discriminator))
-  compute = lambda m: precision.with_compute_dtype(
-      m, config.train.get("compute_dtype", "float32"))  # runs from before the option: f32
-  d_models = {"image": compute(d_model)}
-  if max(config.loss.weights.gradient_adversarial) > 0:  # SPSR: same architecture, own weights
-    d_models["gradient"] = compute(d_model)
-  return build_generator(config), d_models
+from sinsr_jax.networks import build_generator, build_models  # noqa: F401  (train.build_models)
 
 
 def build_optimizers(optim: ml_collections.ConfigDict):
