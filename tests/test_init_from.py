@@ -45,7 +45,7 @@ def test_init_from_refuses_another_architecture_naming_the_parameter(trained_tin
   config.model.width = 16
   fresh, build = _fresh_state(config)
   with pytest.raises(UserError, match=r"init_from=.*: its generator holds "
-                     r"down_up\.RRDB_scan0\..* of shape .*, this config builds"):
+                     r"down_up\.RRDB_0\..* of shape .*, this config builds"):
     init_from.initialize(fresh, str(trained_tiny_run), build)
   with pytest.raises(UserError, match="init_from=/nowhere: run folder /nowhere not found"):
     init_from.initialize(fresh, "/nowhere", build)
