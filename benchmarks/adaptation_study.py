@@ -26,7 +26,9 @@ import numpy as np
 
 
 def _pairs(run, args) -> list[tuple[str, dict]]:
-  from sinsr_jax import evaluate, image_folder, input_pipeline
+  from sinsr_jax.data import input_pipeline
+  from sinsr_jax.evaluation import command as evaluate
+  from sinsr_jax.evaluation import image_folder
 
   data = evaluate.data_config(run.config, split="images", max_images=0, crop=0, data_dir=None)
   named = []
@@ -54,7 +56,7 @@ def _pairs(run, args) -> list[tuple[str, dict]]:
 
 def _anchors(run, count: int = 32) -> list[np.ndarray]:
   """HR frames of the run's training split (its first ``count``), in [0, 1]."""
-  from sinsr_jax import input_pipeline
+  from sinsr_jax.data import input_pipeline
 
   source = input_pipeline.prepare_builder(run.config.data).as_data_source(split="train")
   return [input_pipeline._to_float(source[i]["image"], run.channels) for i in range(count)]
@@ -78,8 +80,10 @@ def main() -> None:
   flags.FLAGS.mark_as_parsed()
   import jax
 
-  from sinsr_jax import adaptation, degradations, runs, steps
+  from sinsr_jax.data import degradations
+  from sinsr_jax.inference import adaptation
   from sinsr_jax.metrics import psnr_db
+  from sinsr_jax.training import runs, steps
 
   run = runs.load(args.run)
   apply = jax.jit(lambda p, lr: steps.generate(run.g_model, p, lr, run.model_state))

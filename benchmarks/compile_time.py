@@ -80,13 +80,14 @@ def load_config(model: str, width: str):
 def _measure(spec: dict) -> dict:
   """In the child process: one measurement; the parent reads its peak RSS."""
   sys.path.insert(0, REPO)
-  from sinsr_jax import xla_cpu
+  from sinsr_jax.runtime import xla_cpu
 
   xla_cpu.apply()  # the product's XLA CPU settings, as the command lines apply them
   import jax
   import numpy as np
 
-  from sinsr_jax import objective, parallel, steps, train
+  from sinsr_jax.losses import objective
+  from sinsr_jax.training import parallel, steps, train
 
   config = load_config(spec["model"], spec["width"])
   config.model.scan = spec["layout"] == "scan"

@@ -26,7 +26,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import train_step  # noqa: E402
 
-from sinsr_jax import steps, train  # noqa: E402
+from sinsr_jax.training import steps, train  # noqa: E402
 
 
 def _parse(argv=None):

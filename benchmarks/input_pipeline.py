@@ -23,7 +23,8 @@ import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from sinsr_jax import input_pipeline, parallel, train  # noqa: E402
+from sinsr_jax.data import input_pipeline  # noqa: E402
+from sinsr_jax.training import parallel, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/sinsr.py:quick", lock_config=True)
 _BATCHES = flags.DEFINE_integer("batches", 100, "Batches to time after warm-up.")

@@ -31,8 +31,11 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from sinsr_jax import objective, parallel, steps, train, weights  # noqa: E402
+from sinsr_jax import weights  # noqa: E402
+from sinsr_jax.losses import objective
+from sinsr_jax.losses.generator_loss import IMAGE_TERMS  # noqa: E402
 from sinsr_jax.models import vgg  # noqa: E402
+from sinsr_jax.training import parallel, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/sinsr.py:quick", lock_config=True)
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed calls per measurement after compilation.")
@@ -62,7 +65,7 @@ def _random_vgg19(path: str, widths: tuple[int, ...]) -> str:
 
 def _term_costs(config, vgg_file: str, repeats: int) -> dict[str, float]:
   cfg = config.copy_and_resolve_references()
-  for term in steps.IMAGE_TERMS:
+  for term in IMAGE_TERMS:
     cfg.loss.weights[term] = (1.0,)
   cfg.loss.vgg.weights = vgg_file
   loss, frozen = objective.build(cfg)
@@ -71,7 +74,7 @@ def _term_costs(config, vgg_file: str, repeats: int) -> dict[str, float]:
   hr = jnp.asarray(rng.random((b, p, p, c)), jnp.float32)
   sr = jnp.asarray(rng.random((b, p, p, c)), jnp.float32)
   costs = {}
-  for term in steps.IMAGE_TERMS:
+  for term in IMAGE_TERMS:
     only = dataclasses.replace(loss, weights={term: (1.0, 1.0)})
     fn = jax.jit(jax.value_and_grad(lambda s, h, f, only=only, term=term:
                                     only.image_terms(s, h, f)[term]))

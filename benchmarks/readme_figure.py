@@ -5,7 +5,7 @@
 
 HR is a square crop (--box=top,left,size, HR pixels) of the image area above the databar of
 --image; LR is its MATLAB-bicubic x<scale> downscale rounded to 8 bits (the BasicSR setting,
-sinsr_jax.degradations), saved as a PNG and upscaled by the trained --run through
+sinsr_jax.data.degradations), saved as a PNG and upscaled by the trained --run through
 ``python -m sinsr_jax.upscale`` exactly as a user would; bicubic is the MATLAB-bicubic upscale of
 the same LR. PSNR follows BasicSR's convention (8-bit levels, ``scale`` border pixels cropped).
 Writes a grayscale PNG (default docs/assets/readme_figure.png) and prints the PSNRs.
@@ -26,8 +26,8 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from sinsr_jax import micrographs  # noqa: E402
-from sinsr_jax.degradations import bicubic_downscale, bicubic_upscale, quantize_8bit  # noqa: E402
+from sinsr_jax.data.degradations import bicubic_downscale, bicubic_upscale, quantize_8bit  # noqa: E402
+from sinsr_jax.inference import micrographs  # noqa: E402
 from sinsr_jax.metrics import psnr_db  # noqa: E402
 from tfds_sem.databar import find_databar  # noqa: E402
 

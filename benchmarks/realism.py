@@ -45,7 +45,7 @@ def synthetic(render, kinds, num: int, size: int, seed: int, only: str = ""):
 
 def real_tiles(paths: list[str], size: int):
   """Gray [0, 1] tiles of the image area of every readable micrograph under `paths`."""
-  from sinsr_jax import micrographs, upscaling
+  from sinsr_jax.inference import micrographs, upscaling
 
   files, problems = micrographs.expand_inputs(paths, recursive=True)
   for problem in problems:

@@ -1,10 +1,10 @@
 """The benchmarked architectures and GAN step written again in PyTorch, the speed reference.
 
 Layer for layer as sinsr_jax.models (same widths, kernels, paddings, attention, upsampling, the
-same MATLAB-bicubic matrices) and the same GAN step as sinsr_jax.steps.gan_step: the generator
-on its convex combination of image terms plus the adversarial term, then the discriminator on
-real vs SR, Adam for both, EMA of the generator. Parameter counts equal the JAX models'
-(tests/test_benchmarks.py). torch is a benchmark-only dependency (the ``torch`` extra).
+same MATLAB-bicubic matrices) and the same GAN step as sinsr_jax.training.steps.gan_step: the
+generator on its convex combination of image terms plus the adversarial term, then the
+discriminator on real vs SR, Adam for both, EMA of the generator. Parameter counts equal the
+JAX models' (tests/test_benchmarks.py). torch is a benchmark-only dependency (the ``torch`` extra).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sinsr_jax import degradations
+from sinsr_jax.data import degradations
 
 
 def lrelu(x):
@@ -257,8 +257,9 @@ def image_terms(sr, hr) -> dict[str, torch.Tensor]:
 
 
 class GANStep:
-  """One G+D step as sinsr_jax.steps.gan_step, for ``weights`` {term: weight} over the terms in
-  use (normalised to sum to one; ``adversarial`` included) and ``gan_kind`` vanilla | ragan."""
+  """One G+D step as sinsr_jax.training.steps.gan_step, for ``weights`` {term: weight} over the
+  terms in use (normalised to sum to one; ``adversarial`` included) and ``gan_kind``
+  vanilla | ragan."""
 
   def __init__(self, g: nn.Module, d: nn.Module, weights: dict[str, float], gan_kind: str,
                lr=1e-4, betas=(0.9, 0.99), ema_decay=0.999, compile_models=False):

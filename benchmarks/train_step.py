@@ -5,7 +5,7 @@
     python benchmarks/train_step.py --torch=eager,compile --models=sinsr
     python benchmarks/train_step.py --tiny               # a minute: the CI smoke setting
 
-For each model and width, the product's compiled GAN step (sinsr_jax.train.setup_steps: the
+For each model and width, the product's compiled GAN step (sinsr_jax.training.train.setup_steps: the
 generator's convex loss, the discriminator, Adam, EMA, the finiteness guard) runs on a fixed
 random batch; then the same architectures and step in CPU torch (benchmarks/torch_reference.py,
 channels-last; eager and/or ``torch.compile``). Compilation (first call) is reported apart from
@@ -31,7 +31,8 @@ sys.path.insert(0, HERE)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sinsr_jax import objective, parallel, train  # noqa: E402
+from sinsr_jax.losses import objective  # noqa: E402
+from sinsr_jax.training import parallel, train  # noqa: E402
 
 CONFIGS = {"sinsr": "configs/sinsr.py", "esrgan": "configs/baselines/esrgan.py"}
 

@@ -56,7 +56,9 @@ def synthetic_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 def _model(spec: dict):
   """(upscaling.Model, description) from a run folder, or a random generator of a config."""
-  from sinsr_jax import models, runs, upscaling
+  from sinsr_jax import models
+  from sinsr_jax.inference import upscaling
+  from sinsr_jax.training import runs
 
   if spec["run"]:
     run = runs.load(spec["run"])
@@ -113,7 +115,7 @@ class _Tiles:
 
 def child(spec: dict) -> dict:
   """One image in this process: compile on the tile shape, then upscale the file."""
-  from sinsr_jax import upscaling
+  from sinsr_jax.inference import upscaling
 
   start = time.perf_counter()
   model, description = _model(spec)

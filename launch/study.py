@@ -167,7 +167,7 @@ def prepare(a) -> int:
     if s.startswith("data."):
       key, value = s[len("data."):].split("=", 1)
       config.data[key] = type(config.data[key])(value) if config.data[key] is not None else value
-  from sinsr_jax import input_pipeline
+  from sinsr_jax.data import input_pipeline
   from sinsr_jax.errors import UserError
 
   start = time.time()
@@ -262,7 +262,7 @@ def verdict(results: dict, family: str = "sinsr", only: str = "") -> list[str]:
   Every model scores the same images, so the two are compared image by image: the mean of the
   per-image differences with its 95% confidence interval (Student t). An interval holding 0 is a
   tie. ms/image is left out."""
-  from sinsr_jax import report as tables
+  from sinsr_jax.evaluation import report as tables
 
   rows = {r["model"]: r for r in results["rows"] if r["class"] == "all"}
   per_image = results.get("per_image", {})

@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # clu imports TensorFlow; ke
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from sinsr_jax.cli import fail as _fail  # noqa: E402
-from sinsr_jax.cli import fail_unexpected, log_failures_to, prepare_process  # noqa: E402
+from sinsr_jax.runtime.cli import fail as _fail  # noqa: E402
+from sinsr_jax.runtime.cli import fail_unexpected, log_failures_to, prepare_process  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with variants: configs/sinsr.py:quick",
@@ -117,7 +117,7 @@ def main(argv: list[str]) -> None:
   from sinsr_jax.errors import UserError  # deferred: keeps `--help` fast
 
   if _DISTRIBUTED.value or _COORDINATOR.value:
-    from sinsr_jax import distributed
+    from sinsr_jax.training import distributed
 
     try:
       distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -128,12 +128,12 @@ def main(argv: list[str]) -> None:
   log_failures_to(_WORKDIR.value)
   import jax
 
-  from sinsr_jax import console
+  from sinsr_jax.runtime import console
 
   console.route_logs(_WORKDIR.value, verbosity=flags.FLAGS.verbosity,
                      process_index=jax.process_index())
   try:
-    from sinsr_jax import train
+    from sinsr_jax.training import train
 
     if _MODE.value == "train":
       record = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -31,8 +31,8 @@ def compilation_cache(tmp_path_factory):
   """Share compiled steps between the tests' training runs (same HLO, no recompile).
 
   Subprocesses (the command lines under test) and the other pytest-xdist workers share it too,
-  and none writes to the user's own cache (sinsr_jax/compile_cache.py). A size bound makes JAX
-  lock the folder around each read and write, which concurrent processes need.
+  and none writes to the user's own cache (sinsr_jax/runtime/compile_cache.py). A size bound
+  makes JAX lock the folder around each read and write, which concurrent processes need.
   """
   base = tmp_path_factory.getbasetemp()
   shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
@@ -63,7 +63,7 @@ def tiny_data_dir(tmp_path_factory) -> str:
 def trained_tiny_run(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
   """A tiny SINSR trained for 3 steps, shared by the tests that read a run (evaluate, upscale,
   adaptation); they copy it before writing anything into it."""
-  from sinsr_jax import train
+  from sinsr_jax.training import train
 
   path = tmp_path_factory.mktemp("trained") / "run"
   train.train_and_evaluate(tiny_config(tiny_data_dir, num_steps=3, pretrain_steps=2,

@@ -12,7 +12,8 @@ import pytest
 from test_micrograph_files import _content
 from test_upscale import _errors, _upscale
 
-from sinsr_jax import adaptation, micrographs, runs
+from sinsr_jax.inference import adaptation, micrographs
+from sinsr_jax.training import runs
 
 
 def _digest(folder) -> dict[str, str]:

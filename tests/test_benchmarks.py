@@ -127,7 +127,7 @@ def test_torch_reference_models_match_the_jax_parameter_counts():
   sys.path.insert(0, str(REPO / "benchmarks"))
   import train_step
 
-  from sinsr_jax import train
+  from sinsr_jax.training import train
 
   count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))  # noqa: E731
   for model in ("sinsr", "esrgan"):

@@ -1,4 +1,4 @@
-"""The persistent compilation cache the command lines turn on (sinsr_jax/compile_cache.py)."""
+"""The persistent compilation cache the command lines turn on (runtime/compile_cache.py)."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import jax
 import pytest
 
 from conftest import REPO
-from sinsr_jax import compile_cache
+from sinsr_jax.runtime import compile_cache
 
 
 def test_default_folder_follows_the_environment():
@@ -54,7 +54,7 @@ def test_an_unwritable_folder_turns_the_cache_off(jax_cache_settings, tmp_path):
 
 _COMPILE_AND_COUNT_HITS = """
 import jax, jax.numpy as jnp
-from sinsr_jax import compile_cache
+from sinsr_jax.runtime import compile_cache
 hits = []
 HIT = "/jax/compilation_cache/cache_hits"
 jax.monitoring.register_event_listener(lambda e, **kw: hits.append(e) if e == HIT else None)

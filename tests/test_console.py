@@ -12,7 +12,7 @@ import sys
 import pytest
 from absl import logging as absl_logging
 
-from sinsr_jax import console
+from sinsr_jax.runtime import console
 
 
 def test_durations_rates_and_eta():

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from conftest import tiny_config
-from sinsr_jax import degradations, input_pipeline
+from sinsr_jax.data import degradations, input_pipeline
 from tfds_sem.sem_synthetic.scenes import SCENE_KINDS, render_scene
 
 

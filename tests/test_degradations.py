@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sinsr_jax import degradations
+from sinsr_jax.data import degradations
 
 
 def _matlab_imresize_reference(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:

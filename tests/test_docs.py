@@ -150,9 +150,11 @@ def module_flags(module: str) -> set[str] | None:
     return None
   tree = ast.parse(path.read_text(encoding="utf-8"))
   names, booleans, absl = _defined_flags(tree)
+  thin = not names  # an entry point that only runs another module's command takes its flags
   for imported in _imported_files(tree):
     more_names, more_booleans, more_absl = _defined_flags(ast.parse(imported.read_text()))
-    if more_absl:  # absl flags of an imported module are parsed with the command's own
+    absl |= thin and more_absl
+    if more_absl or thin:  # absl flags of an imported module are parsed with the command's own
       names |= more_names
       booleans |= more_booleans
   if absl:

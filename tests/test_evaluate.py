@@ -17,9 +17,13 @@ from PIL import Image
 from scipy import stats
 
 from conftest import REPO
-from sinsr_jax import degradations, evaluate, metrics, report, runs, weights
+from sinsr_jax import metrics, weights
+from sinsr_jax.data import degradations
 from sinsr_jax.errors import UserError
+from sinsr_jax.evaluation import command as evaluate
+from sinsr_jax.evaluation import report
 from sinsr_jax.models import vgg
+from sinsr_jax.training import runs
 
 
 def test_mean_ci95_is_the_student_t_interval():
@@ -127,7 +131,7 @@ def test_evaluate_a_sweep_with_lpips(trained_run, tiny_data_dir, tmp_path, monke
   data = evaluate.data_config(source.config, split="test", max_images=4, crop=-1, data_dir=None)
   import tensorflow_datasets as tfds
 
-  from sinsr_jax import input_pipeline
+  from sinsr_jax.data import input_pipeline
 
   builder = tfds.builder("sem_synthetic/tiny", data_dir=tiny_data_dir)
   pairs = input_pipeline.eval_images(builder.as_data_source(split="test"), data, channels=1,
@@ -209,7 +213,8 @@ def test_evaluate_on_a_folder_of_the_users_micrographs(trained_run, tmp_path, le
   import tifffile
   from test_micrograph_files import _content, _fei_tiff, fei_frame, zeiss_frame
 
-  from sinsr_jax import input_pipeline, micrographs
+  from sinsr_jax.data import input_pipeline
+  from sinsr_jax.inference import micrographs
 
   ledger.tried("evaluate --images: too small, not an image", 2)
   rng = np.random.default_rng(0)

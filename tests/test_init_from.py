@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from sinsr_jax import init_from, parallel, runs, train
 from sinsr_jax.errors import UserError
+from sinsr_jax.training import init_from, parallel, runs, train
 
 
 def _fresh_state(config):

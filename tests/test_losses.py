@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from sinsr_jax import losses
+from sinsr_jax.losses.generator_loss import IMAGE_TERMS, GeneratorLoss
 
 
 def test_sobel_equals_scipy_in_the_interior():
@@ -223,12 +224,11 @@ def test_perceptual_loss_treats_grayscale_as_neutral_rgb_and_caffe_input():
 
 
 def _every_term_loss():
-  from sinsr_jax import steps
 
   module, params = _extractor(("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4"))
   perceptual = functools.partial(losses.perceptual_loss, extractor=module,
                                  layer_weights={k: 1.0 for k in module.outputs})
-  loss = steps.GeneratorLoss(weights={k: (1.0, 1.0) for k in steps.IMAGE_TERMS},
+  loss = GeneratorLoss(weights={k: (1.0, 1.0) for k in IMAGE_TERMS},
                              pretrain_weights={"pixel": 1.0}, perceptual=perceptual)
   return loss, {"vgg": params}
 

@@ -14,7 +14,8 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from test_upscale import _errors, _upscale
 
-from sinsr_jax import calibration, degradations, micrographs, upscaling
+from sinsr_jax.data import degradations
+from sinsr_jax.inference import calibration, micrographs, upscaling
 from tfds_sem import instrument, sem_images
 from tfds_sem.databar import find_databar
 from tfds_sem.sem_folder.sem_folder import SemFolder

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sinsr_jax import degradations, models
+from sinsr_jax import models
+from sinsr_jax.data import degradations
 from sinsr_jax.errors import ConfigError
 from sinsr_jax.models.blocks import pixel_shuffle
 

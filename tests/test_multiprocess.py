@@ -13,7 +13,7 @@ from test_cli import _tiny_flags
 from test_train import _final_state
 
 from conftest import REPO, tiny_config
-from sinsr_jax import train
+from sinsr_jax.training import train
 
 pytestmark = pytest.mark.slow  # Real multi-process training.
 

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from sinsr_jax import losses, objective, parallel, train
+from sinsr_jax import losses
 from sinsr_jax.errors import ConfigError
+from sinsr_jax.losses import objective
+from sinsr_jax.training import parallel, train
 
 
 @pytest.mark.parametrize("weights,fragment", [

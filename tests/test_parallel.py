@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from sinsr_jax import parallel, train
+from sinsr_jax.training import parallel, train
 
 
 def _run(config, devices, batches):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from sinsr_jax import models, parallel, precision, train
+from sinsr_jax import models
+from sinsr_jax.training import parallel, precision, train
 
 
 def test_bf16_forward_is_close_to_f32_and_returns_f32():

@@ -17,8 +17,8 @@ from test_cli import _tiny_flags
 from test_train import _final_state
 
 from conftest import REPO, tiny_config
-from sinsr_jax import checkpointing, monitoring, parallel, train
 from sinsr_jax.errors import UserError
+from sinsr_jax.training import checkpointing, monitoring, parallel, train
 
 STEPS = 6
 

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from sinsr_jax import checkpointing, parallel, runs, train
+from sinsr_jax.training import checkpointing, parallel, runs, train
 
 
 @pytest.mark.slow

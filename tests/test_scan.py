@@ -12,9 +12,10 @@ import optax
 import pytest
 
 from conftest import REPO, tiny_config
-from sinsr_jax import checkpointing, models, runs, train
+from sinsr_jax import models
 from sinsr_jax.models import layout
-from sinsr_jax.steps import apply_model, split_variables
+from sinsr_jax.training import checkpointing, runs, train
+from sinsr_jax.training.steps import apply_model, split_variables
 
 TINY = {  # widths of a few channels; depths that make every scan hold several blocks
     "sinsr": dict(stem_width=4, width=4, num_rrdb=2, growth=2, gradient_branch=True),

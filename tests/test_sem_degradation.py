@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from sinsr_jax import degradations, input_pipeline
-from sinsr_jax.config_checks import check_config
+from sinsr_jax.data import degradations, input_pipeline
 from sinsr_jax.errors import ConfigError
+from sinsr_jax.training.config_checks import check_config
 
 FLAT = np.full((256, 256, 1), 0.5, np.float32)
 

@@ -13,8 +13,9 @@ from test_cli import _assert_one_clear_error, _main, _tiny_flags
 
 import tfds_sem  # noqa: F401
 from conftest import tiny_config
-from sinsr_jax import input_pipeline, train
+from sinsr_jax.data import input_pipeline
 from sinsr_jax.errors import DataError
+from sinsr_jax.training import train
 from tfds_sem import prepare
 from tfds_sem.sem_folder.sem_folder import SemFolder
 

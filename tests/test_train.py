@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from sinsr_jax import checkpointing, parallel, train
+from sinsr_jax.training import checkpointing, parallel, train
 
 pytestmark = pytest.mark.slow  # Every test here runs the training loop.
 

@@ -21,8 +21,11 @@ import tifffile
 from PIL import Image
 
 from conftest import REPO
-from sinsr_jax import degradations, micrographs, models, runs, tiling, upscaling
-from sinsr_jax.micrographs import MicrographError
+from sinsr_jax import models
+from sinsr_jax.data import degradations
+from sinsr_jax.inference import micrographs, tiling, upscaling
+from sinsr_jax.inference.micrographs import MicrographError
+from sinsr_jax.training import runs
 from tfds_sem.sem_images import to_gray
 
 SMALL = {

@@ -18,8 +18,9 @@ import pytest
 from test_reliability import _start, straight_run  # noqa: F401  (a fixture)
 from test_train import _final_state
 
-from sinsr_jax import checkpointing, cli, parallel, runs, train, workdir_lock
 from sinsr_jax.errors import UserError
+from sinsr_jax.runtime import cli, workdir_lock
+from sinsr_jax.training import checkpointing, parallel, runs, train
 
 
 def _holder(workdir, name="lock", **fields):

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from conftest import REPO
-from sinsr_jax import xla_cpu
+from sinsr_jax.runtime import xla_cpu
 
 
 def test_defaults_are_added_and_user_flags_win():

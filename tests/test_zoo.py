@@ -8,9 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from sinsr_jax import degradations, metrics, models
+from sinsr_jax import metrics, models
+from sinsr_jax.data import degradations
 from sinsr_jax.models.rrdbnet import pixel_unshuffle
-from sinsr_jax.steps import apply_model, split_variables
+from sinsr_jax.training.steps import apply_model, split_variables
 
 TINY_G = {
     "bicubic": {},
@@ -262,7 +263,7 @@ def test_gan_phase_with_the_gradient_branch_runs_end_to_end(tiny_data_dir, tmp_p
   import json
 
   from conftest import tiny_config
-  from sinsr_jax import train
+  from sinsr_jax.training import train
 
   config = tiny_config(tiny_data_dir, num_steps=4, pretrain_steps=2)
   config.model.gradient_branch = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from sinsr_jax import degradations
+from sinsr_jax.data import degradations
 
 
 class Bicubic(nn.Module):

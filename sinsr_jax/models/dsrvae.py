@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sinsr_jax import degradations
+from sinsr_jax.data import degradations
 from sinsr_jax.models.blocks import PixelShuffleUpsampler, lrelu, resize_to
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from sinsr_jax import degradations
+from sinsr_jax.data import degradations
 from sinsr_jax.models.blocks import RRDB, PixelShuffleUpsampler, lrelu, resize_to
 from sinsr_jax.models.gradient import GradientBranch, gradient_map
 from sinsr_jax.models.repeat import repeat_blocks

@@ -19,9 +19,10 @@ import tensorflow_datasets as tfds
 from absl import flags
 from scipy import ndimage
 
-from sinsr_jax import console, degradations
-from sinsr_jax.config_checks import ensure_writable_dir
+from sinsr_jax.data import degradations
 from sinsr_jax.errors import DataError
+from sinsr_jax.runtime import console
+from sinsr_jax.runtime.files import ensure_writable_dir
 
 
 def resolve_data_dir(data_dir: str) -> str:

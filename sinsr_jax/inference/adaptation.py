@@ -155,7 +155,7 @@ def training_frames(frames: list[np.ndarray], patch: int, scale: int, seed: int,
 def heldout_pairs(run, strips: list[np.ndarray], patch: int, seed: int) -> dict:
   """{"lr", "hr"}: the held-out strips cut into non-overlapping ``patch`` tiles (at most
   MAX_HELDOUT_PAIRS, a seeded choice), each degraded as the run was trained."""
-  from sinsr_jax import input_pipeline
+  from sinsr_jax.data import input_pipeline
 
   tiles = [strip[y:y + patch, x:x + patch] for strip in strips
            for y in range(0, strip.shape[0] - patch + 1, patch)
@@ -171,7 +171,7 @@ def heldout_pairs(run, strips: list[np.ndarray], patch: int, seed: int) -> dict:
 def pair_sampler(run, frames: list[np.ndarray], patch: int, batch: int,
                  seed: int) -> Callable[..., dict]:
   """A function giving the next {"lr", "hr"} batch of random pairs cut from ``frames``."""
-  from sinsr_jax import input_pipeline
+  from sinsr_jax.data import input_pipeline
 
   data = run.config.data
   patches = input_pipeline.PairedPatch(patch, run.channels, True,
@@ -221,7 +221,7 @@ def _compiled_steps(g_model, learning_rate: float, scale: int):
   import jax.numpy as jnp
   import optax
 
-  from sinsr_jax import steps
+  from sinsr_jax.training import steps
 
   tx = optax.adam(learning_rate)
 
@@ -272,7 +272,7 @@ def adapt(run, frames: list[np.ndarray], settings: Settings, progress=None,
   import jax
   import jax.numpy as jnp
 
-  from sinsr_jax import degradations
+  from sinsr_jax.data import degradations
 
   if settings.steps < 1:
     raise ValueError(f"adaptation steps must be >= 1, got {settings.steps}")
@@ -336,8 +336,9 @@ def save_run(run, dest: str, note: dict) -> str:
   import jax
   import orbax.checkpoint as ocp
 
-  from sinsr_jax import checkpointing, parallel, provenance, train
-  from sinsr_jax.workdir_lock import WorkdirLock
+  from sinsr_jax.runtime import provenance
+  from sinsr_jax.runtime.workdir_lock import WorkdirLock
+  from sinsr_jax.training import checkpointing, parallel, train
 
   if os.path.exists(os.path.join(dest, "config.json")):
     raise UserError(f"--adapt-save: {dest} already holds a run; name a new folder")

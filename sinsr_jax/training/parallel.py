@@ -15,7 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from sinsr_jax.steps import AXIS
+from sinsr_jax.training.steps import AXIS
 
 
 def make_mesh(devices=None) -> Mesh:

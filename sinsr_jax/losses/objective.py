@@ -11,8 +11,15 @@ import functools
 import ml_collections
 from absl import logging
 
-from sinsr_jax import losses, steps
 from sinsr_jax.errors import ConfigError
+from sinsr_jax.losses import terms as losses
+from sinsr_jax.losses.generator_loss import (
+  ADVERSARIAL_TERMS,
+  IMAGE_TERMS,
+  MODEL_TERMS,
+  TERMS,
+  GeneratorLoss,
+)
 from sinsr_jax.models import vgg
 
 DISTANCES = ("l1", "l2")
@@ -21,17 +28,17 @@ SCHEDULES = ("linear", "fixed")
 
 def raw_weights(loss_cfg: ml_collections.ConfigDict) -> dict[str, tuple[float, float]]:
   """The GAN phase's checked {term: (start, end)}; ``fixed`` keeps every start weight."""
-  unknown = sorted(set(loss_cfg.weights) - set(steps.TERMS))
+  unknown = sorted(set(loss_cfg.weights) - set(TERMS))
   if unknown:
-    raise ConfigError(f"unknown loss term {', '.join(unknown)}; valid: {', '.join(steps.TERMS)}")
+    raise ConfigError(f"unknown loss term {', '.join(unknown)}; valid: {', '.join(TERMS)}")
   try:
     weights = losses.check_weights(loss_cfg.weights.to_dict())
   except ValueError as e:
     raise ConfigError(str(e)) from None
   if loss_cfg.schedule == "fixed":
     weights = {k: (start, start) for k, (start, _) in weights.items()}
-  if not any(max(weights.get(k, (0.0,))) > 0 for k in steps.IMAGE_TERMS + steps.ADVERSARIAL_TERMS):
-    raise ConfigError(f"loss.weights: only {', '.join(steps.MODEL_TERMS)} are positive, and "
+  if not any(max(weights.get(k, (0.0,))) > 0 for k in IMAGE_TERMS + ADVERSARIAL_TERMS):
+    raise ConfigError(f"loss.weights: only {', '.join(MODEL_TERMS)} are positive, and "
                       "they exist only for generators with those outputs; give a term that "
                       "compares SR with HR a weight")
   return weights
@@ -41,10 +48,10 @@ def check_loss_config(loss_cfg: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for the first invalid loss setting (no weights are loaded)."""
   raw_weights(loss_cfg)
   pretrain = loss_cfg.pretrain_weights.to_dict()
-  unknown = sorted(set(pretrain) - {"pixel", *steps.MODEL_TERMS})
+  unknown = sorted(set(pretrain) - {"pixel", *MODEL_TERMS})
   if unknown:
     raise ConfigError(f"loss.pretrain_weights has no term {', '.join(unknown)}; valid: pixel, "
-                      f"{', '.join(steps.MODEL_TERMS)}")
+                      f"{', '.join(MODEL_TERMS)}")
   for k, v in pretrain.items():
     if not v >= 0:  # also catches NaN
       raise ConfigError(f"loss.pretrain_weights.{k} must be non-negative, got {v}")
@@ -88,7 +95,7 @@ def _perceptual(vgg_cfg: ml_collections.ConfigDict, meta: dict, params):
                            preprocessing=meta["preprocessing"])
 
 
-def build(config: ml_collections.ConfigDict) -> tuple[steps.GeneratorLoss, dict]:
+def build(config: ml_collections.ConfigDict) -> tuple[GeneratorLoss, dict]:
   """(the steps' GeneratorLoss, the frozen networks it reads) for ``config``.
 
   Raises ``weights.WeightsNotFound`` (a UserError saying which file to put where) when the
@@ -116,7 +123,7 @@ def build(config: ml_collections.ConfigDict) -> tuple[steps.GeneratorLoss, dict]
   logging.info("GAN-phase loss (%s schedule, raw start -> end, normalised to sum to 1): %s",
                loss_cfg.schedule,
                ", ".join(f"{k} {s:g}" + (f"->{e:g}" if e != s else "") for k, (s, e) in on.items()))
-  loss = steps.GeneratorLoss(
+  loss = GeneratorLoss(
       weights=weights, pretrain_weights=loss_cfg.pretrain_weights.to_dict(),
       schedule_start=train.pretrain_steps, schedule_end=max(train.pretrain_steps,
                                                             train.num_steps - 1),

@@ -48,7 +48,7 @@ def output_calibration(instrument: instrument_metadata.Instrument, scale: int,
 
 def package_provenance() -> dict:
   """The package version and the code's commit (git is asked once per call: call it once)."""
-  from sinsr_jax import provenance
+  from sinsr_jax.runtime import provenance
 
   try:
     version = importlib.metadata.version("sinsr_jax")

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import numpy as np
 
-from sinsr_jax import degradations, metrics
+from sinsr_jax import metrics
+from sinsr_jax.data import degradations
 
 METRICS = ("psnr_db", "ssim", "gmsd", "edge_f1")
 STRUCTURE_CONVENTION = ("; GMSD and edge F1 (Canny sigma 1.5, 1-pixel tolerance) on [0,1] "

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import jax
 from absl import logging
 
-from sinsr_jax import console
+from sinsr_jax.runtime import console
 
 
 def newest_checkpoint_on_disk(workdir: str | None) -> int | None:

@@ -66,7 +66,7 @@ class Run:
 
   def sr_fn(self) -> Callable:
     """Jitted LR batch (N, h, w, C) in [0, 1] -> SR batch; one compile per input shape."""
-    from sinsr_jax import steps
+    from sinsr_jax.training import steps
 
     apply = jax.jit(lambda p, s, lr: steps.generate(self.g_model, p, lr, s))
     return lambda lr: apply(self.params, self.model_state, lr)
@@ -78,8 +78,8 @@ def load(workdir: str, label: str | None = None) -> Run:
   Only the EMA generator and its batch statistics are read: no discriminator, no optimiser
   state, nothing compiled (what upscale, evaluate and adaptation need, in about a second).
   """
-  from sinsr_jax import checkpointing, networks
-  from sinsr_jax.config_checks import check_config
+  from sinsr_jax.training import checkpointing, networks
+  from sinsr_jax.training.config_checks import check_config
 
   config = read_config(workdir)
   try:
@@ -108,7 +108,7 @@ def load(workdir: str, label: str | None = None) -> Run:
 def generator_variables(config: ml_collections.ConfigDict, g_model: nn.Module) -> tuple:
   """(params, non-trained state) of ``g_model`` as shapes only (nothing is computed), laid out
   as a training of ``config`` saves them."""
-  from sinsr_jax import steps
+  from sinsr_jax.training import steps
 
   p, s, c = config.data.patch_size, config.data.scale, config.model.channels
   lr = jax.ShapeDtypeStruct((1, p // s, p // s, c), jax.numpy.float32)

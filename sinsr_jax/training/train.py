@@ -14,24 +14,24 @@ import optax
 from absl import logging
 from clu import metric_writers, periodic_actions
 
-from sinsr_jax import (
+from sinsr_jax import models
+from sinsr_jax.data import input_pipeline
+from sinsr_jax.errors import UserError
+from sinsr_jax.losses import objective
+from sinsr_jax.losses.generator_loss import GeneratorLoss
+from sinsr_jax.runtime import console, provenance, workdir_lock
+from sinsr_jax.runtime.files import ensure_writable_dir
+from sinsr_jax.training import (
   checkpointing,
-  console,
   init_from,
-  input_pipeline,
-  models,
   monitoring,
-  objective,
   parallel,
   preemption,
-  provenance,
   steps,
   validation,
-  workdir_lock,
 )
-from sinsr_jax.config_checks import check_config, ensure_writable_dir
-from sinsr_jax.errors import UserError
-from sinsr_jax.networks import build_generator, build_models  # noqa: F401  (train.build_models)
+from sinsr_jax.training.config_checks import check_config
+from sinsr_jax.training.networks import build_generator, build_models  # noqa: F401  (train.build_models)
 
 
 def build_optimizers(optim: ml_collections.ConfigDict):
@@ -51,7 +51,7 @@ def initial_state(config, g_model, d_models, g_tx, d_tx, mesh) -> steps.TrainSta
   return parallel.replicate(state, mesh)
 
 
-def compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss: steps.GeneratorLoss,
+def compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss: GeneratorLoss,
                    frozen: dict):
   """The pretraining and GAN steps, data-parallel over ``mesh``: (state, batch) -> ..."""
   ema = config.optim.ema_decay
@@ -62,7 +62,7 @@ def compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss: steps.Gene
   return parallel.data_parallel(pretrain, mesh), parallel.data_parallel(gan, mesh, frozen)
 
 
-def setup_steps(config, mesh, loss: steps.GeneratorLoss | None = None, frozen=None):
+def setup_steps(config, mesh, loss: GeneratorLoss | None = None, frozen=None):
   """(initial replicated state, pretraining step, GAN step) for ``config`` on ``mesh``."""
   if loss is None:
     loss, frozen = objective.build(config)
@@ -90,7 +90,7 @@ def check_same_run(config, workdir: str) -> None:
   if not os.path.isfile(saved_path) or not os.path.isdir(checkpoints) or not any(
       d.isdigit() for d in os.listdir(checkpoints)):
     return
-  from sinsr_jax import runs
+  from sinsr_jax.training import runs
 
   saved, current = _flat(runs.read_config(workdir).to_dict()), _flat(config.to_dict())
   differ = [k for k in sorted(set(saved) | set(current))

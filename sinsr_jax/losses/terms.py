@@ -15,6 +15,11 @@ import optax
 from sinsr_jax.models import vgg
 from sinsr_jax.models.gradient import gradient_map
 
+__all__ = ["GAN_KINDS", "PIXEL_KINDS", "auxiliary", "check_weights", "convex_combination", "d_loss",
+           "d_loss_bce", "g_loss", "g_loss_bce", "gradient_branch_l1", "gradient_pixel_l1",
+           "laplacian", "perceptual_loss", "pixel_l1", "pixel_loss", "scheduled_weights",
+           "second_order_gradient", "sobel", "sobel_gradient", "ssim_loss", "total_variation"]
+
 _SOBEL_X = jnp.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ml_collections
 
-from sinsr_jax import models, precision, steps
-from sinsr_jax.config_checks import model_kwargs
+from sinsr_jax import models
+from sinsr_jax.training import precision, steps
+from sinsr_jax.training.config_checks import model_kwargs
 
 
 def build_generator(config: ml_collections.ConfigDict):

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import jax
 from absl import logging
 
-from sinsr_jax import checkpointing
 from sinsr_jax.errors import UserError
 from sinsr_jax.models import layout
+from sinsr_jax.training import checkpointing
 
 
 def first_difference(wanted, found) -> str:
@@ -49,7 +49,7 @@ def initialize(state, source_dir: str, build_state: Callable):
   """``state`` (a fresh TrainState) with the generator, and a matching discriminator, of the
   run in ``source_dir``. ``build_state(config)``: a fresh TrainState of a config, on the same
   devices, the template the source checkpoint is read into."""
-  from sinsr_jax import runs
+  from sinsr_jax.training import runs
 
   where = f"--config.train.init_from={source_dir}"
   try:

@@ -6,8 +6,7 @@ over the ``data`` mesh axis with ``lax.pmean`` (see parallel.py for the mapping)
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import flax
@@ -16,7 +15,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sinsr_jax import losses
+from sinsr_jax.losses import terms as losses
+from sinsr_jax.losses.generator_loss import (
+  GeneratorLoss,
+  model_terms,
+)
 from sinsr_jax.models.gradient import gradient_map
 
 AXIS = "data"
@@ -84,74 +87,6 @@ def _ema(ema_params, params, step, decay: float):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema_params, params)
 
 
-@dataclasses.dataclass(frozen=True)
-class GeneratorLoss:
-  """What the generator minimises, as static settings of the jitted steps.
-
-  ``weights``: GAN-phase raw weights {term: (start, end)} (checked by
-  ``losses.check_weights``), moved linearly from ``schedule_start`` to ``schedule_end`` (steps)
-  and normalised to sum to one over the terms present. ``pretrain_weights``: the pretraining
-  phase's fixed raw weights (the pixel loss and models' auxiliary outputs). ``perceptual``:
-  ``(extractor_params, sr, hr) -> loss``, the extractor parameters passed to the step in
-  ``frozen["vgg"]``; None when the perceptual term is off.
-  """
-
-  weights: Mapping[str, tuple[float, float]]
-  pretrain_weights: Mapping[str, float]
-  schedule_start: int = 0
-  schedule_end: int = 1
-  pixel_kind: str = "l1"
-  gan_kind: str = "vanilla"
-  gradient_mode: str = "components"
-  gradient_distance: str = "l2"
-  second_order_kind: str = "sobel"
-  perceptual: Callable | None = None
-
-  def active(self, term: str) -> bool:
-    return max(self.weights.get(term, (0.0, 0.0))) > 0
-
-  def raw_weights(self, step):
-    span = max(1, self.schedule_end - self.schedule_start)
-    return losses.scheduled_weights(self.weights, (step - self.schedule_start) / span)
-
-  def image_terms(self, sr, hr, frozen: Mapping[str, Any]) -> dict:
-    """The terms that compare SR with HR, each computed only when its weight is non-zero."""
-    makers = {
-        "pixel": lambda: losses.pixel_loss(sr, hr, self.pixel_kind),
-        "perceptual": lambda: self.perceptual(frozen["vgg"], sr, hr),
-        "ssim": lambda: losses.ssim_loss(sr, hr),
-        "gradient": lambda: losses.sobel_gradient(sr, hr, mode=self.gradient_mode,
-                                                  distance=self.gradient_distance),
-        "second_order": lambda: losses.second_order_gradient(sr, hr,
-                                                             kind=self.second_order_kind),
-        "tv": lambda: losses.total_variation(sr),
-        "auxiliary": lambda: losses.auxiliary(sr, hr),
-        "gradient_pixel": lambda: losses.gradient_pixel_l1(sr, hr),
-    }
-    return {k: make() for k, make in makers.items() if self.active(k)}
-
-
-IMAGE_TERMS = ("pixel", "perceptual", "ssim", "gradient", "second_order", "tv", "auxiliary",
-               "gradient_pixel")
-MODEL_TERMS = ("gradient_branch", "vae_reconstruction", "kl")  # from a generator's extra outputs
-ADVERSARIAL_TERMS = ("adversarial", "gradient_adversarial")
-TERMS = IMAGE_TERMS + MODEL_TERMS + ADVERSARIAL_TERMS
-
-
-def _model_terms(out, batch) -> dict:
-  """Terms of generators with extra outputs: a gradient branch's map, a VAE's LR and KL."""
-  if not isinstance(out, dict):
-    return {}
-  terms = {}
-  if "grad" in out:
-    terms["gradient_branch"] = losses.gradient_branch_l1(out["grad"], batch["hr"])
-  if "lr_clean" in out:
-    terms["vae_reconstruction"] = losses.pixel_l1(out["lr_clean"], batch["lr"])
-  if "kl" in out:
-    terms["kl"] = out["kl"]
-  return terms
-
-
 def _global_mean(x):
   """Mean over the global batch: the per-device mean averaged over the ``data`` axis."""
   return jax.lax.pmean(jnp.mean(x), AXIS)
@@ -179,7 +114,7 @@ def pretrain_step(state: TrainState, batch, frozen=None, *, g_model, g_tx, loss:
     out, g_state = apply_model(g_model, params, state.g_state, batch["lr"], train=True,
                                rngs=_sample_rngs(state))
     terms = {"pixel": losses.pixel_loss(_sr_of(out), batch["hr"], loss.pixel_kind),
-             **_model_terms(out, batch)}
+             **model_terms(out, batch)}
     terms = {k: v for k, v in terms.items() if loss.pretrain_weights.get(k, 0.0) > 0}
     total, weights = losses.convex_combination(terms, loss.pretrain_weights)
     return total, (_logged(terms, weights), g_state)
@@ -220,7 +155,7 @@ def gan_step(state: TrainState, batch, frozen=None, *, g_model, d_models, g_tx, 
     out, g_state = apply_model(g_model, params, state.g_state, lr, train=True,
                                rngs=_sample_rngs(state))
     sr = _sr_of(out)
-    terms = {**loss.image_terms(sr, hr, frozen), **_model_terms(out, batch)}
+    terms = {**loss.image_terms(sr, hr, frozen), **model_terms(out, batch)}
     for name, term in (("image", "adversarial"), ("gradient", "gradient_adversarial")):
       if name not in d_models:
         continue

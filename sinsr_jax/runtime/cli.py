@@ -9,7 +9,7 @@ import sys
 import tempfile
 import traceback
 
-from sinsr_jax import console
+from sinsr_jax.runtime import console
 
 _CHATTY_LIBRARIES = ("/orbax/", "/tensorflow_datasets/", "/jax/_src/")
 
@@ -96,6 +96,6 @@ def prepare_process() -> None:
   rerun, resume or evaluation reads them back (compile_cache)."""
   quiet_library_logs()
   sys.excepthook = _excepthook
-  from sinsr_jax import compile_cache  # deferred: imports JAX (keeps `--help` fast)
+  from sinsr_jax.runtime import compile_cache  # deferred: imports JAX (keeps `--help` fast)
 
   compile_cache.enable()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from sinsr_jax import micrographs, upscaling
 from sinsr_jax.errors import UserError
+from sinsr_jax.inference import micrographs, upscaling
 
 MIN_LR_SIDE = 16  # LR pixels: smaller images leave too little after the metrics' border crop
 

@@ -5,7 +5,7 @@ MATLAB-bicubic upscaled and stacked below it (``keep``, its text stays legible),
 (``crop``), or not looked for (``none``: the whole frame goes through the model). The databar's
 first row comes from the file's metadata where it states one (FEI / Thermo Fisher), else from
 the image detector (tfds_sem.databar). The output states its pixel size and how it was made
-(sinsr_jax.calibration).
+(sinsr_jax.inference.calibration).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sinsr_jax import calibration, degradations, micrographs, tiling
-from sinsr_jax.micrographs import MicrographError
+from sinsr_jax.data import degradations
+from sinsr_jax.inference import calibration, micrographs, tiling
+from sinsr_jax.inference.micrographs import MicrographError
 from tfds_sem.databar import find_databar
 
 MIN_SIDE = 8  # LR pixels: smaller images hold too little for a model to work on

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 import ml_collections
 
-from sinsr_jax import degradations
-from sinsr_jax.errors import ConfigError, UserError
+from sinsr_jax.data import degradations
+from sinsr_jax.errors import ConfigError
 
 _MODEL_META = ("name", "channels")
 
@@ -56,7 +54,7 @@ def check_config(config: ml_collections.ConfigDict, *, num_devices: int | None =
       raise ConfigError(f"train.{key} must be positive, got {train[key]}")
   if train.pretrain_steps < 0:
     raise ConfigError(f"train.pretrain_steps must be >= 0, got {train.pretrain_steps}")
-  from sinsr_jax import objective
+  from sinsr_jax.losses import objective
 
   objective.check_loss_config(config.loss)
   if not 0.0 <= config.optim.ema_decay < 1.0:
@@ -70,14 +68,3 @@ def check_config(config: ml_collections.ConfigDict, *, num_devices: int | None =
     raise ConfigError("data.min_patch_gradient and data.max_patch_retries must be >= 0")
   if data.num_workers < 0:
     raise ConfigError(f"data.num_workers must be >= 0, got {data.num_workers}")
-
-
-def ensure_writable_dir(path: str, what: str = "workdir") -> None:
-  try:
-    os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, f".write_probe_{os.getpid()}")
-    with open(probe, "w"):
-      pass
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f"{what} {path} is not writable ({e.strerror or e})") from None
