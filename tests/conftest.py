@@ -71,6 +71,15 @@ def trained_tiny_run(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
   return path
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+  """The tests that read ``trained_tiny_run`` share one xdist worker (``--dist loadgroup``), so
+  the run is trained once per suite, not once per worker."""
+  for item in items:
+    if "trained_tiny_run" in getattr(item, "fixturenames", ()):
+      item.add_marker(pytest.mark.xdist_group("trained_tiny_run"))
+
+
 def tiny_config(data_dir: str, **train_overrides):
   """The quick config shrunk to a few seconds of CPU per step on 32x32 HR patches."""
   c = sinsr_config.get_config("quick")
