@@ -60,6 +60,17 @@ def save(manager: ocp.CheckpointManager, step: int, state, data_iterator) -> Non
       data=grain.checkpoint.CheckpointSave(data_iterator)))
 
 
+def read_newest(workdir: str, state_template):
+  """The newest intact checkpoint of ``workdir`` in the template's structure, or None, read
+  without writing anything: a training may be writing it, so damaged checkpoints are skipped
+  (with a warning), never quarantined."""
+  manager = make_manager(workdir, None, read_only=True)
+  try:
+    return restore_latest(manager, state_template, read_only=True)
+  finally:
+    manager.close()
+
+
 def restore_latest(manager: ocp.CheckpointManager, state_template, data_iterator=None,
                    step: int | None = None, read_only: bool = False):
   """Restores the newest intact checkpoint (or the one of ``step``) into the template's

@@ -60,11 +60,7 @@ def initialize(state, source_dir: str, build_state: Callable):
     template = build_state(source_config)
   except Exception as e:  # a config this version cannot build
     raise UserError(f"{where}: cannot build its model ({type(e).__name__}: {e})") from None
-  manager = checkpointing.make_manager(source_dir, None, read_only=True)
-  try:
-    source = checkpointing.restore_latest(manager, template, read_only=True)
-  finally:
-    manager.close()
+  source = checkpointing.read_newest(source_dir, template)
   if source is None:
     raise UserError(f"{where}: no checkpoint in {os.path.join(source_dir, 'checkpoints')}")
   source = source.replace(ema_params=_in_layout(source.ema_params, state.g_params),

@@ -351,12 +351,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   template = initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
   state = template
   if jax.tree.leaves(template.g_params):  # a model without parameters needs no checkpoint
-    # Read-only: a training may be writing this workdir; its newest finalized checkpoint counts.
-    manager = checkpointing.make_manager(workdir, None, read_only=True)
-    try:
-      state = checkpointing.restore_latest(manager, template, read_only=True)
-    finally:
-      manager.close()
+    # A training may be writing this workdir; its newest finalized checkpoint counts.
+    state = checkpointing.read_newest(workdir, template)
   if state is None:
     raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
   pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
