@@ -13,6 +13,10 @@ from collections.abc import MutableMapping
 
 DEFAULTS = {"xla_cpu_experimental_ynn_fusion_type": ""}  # "": no YNNPACK fusions
 
+# For programs that run once (a model's random initialisation): without LLVM's optimisations a
+# tiny SINSR's initial state compiles in 4.5 s instead of 22 s, its values within 1 ulp.
+RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
 
 def apply(environ: MutableMapping[str, str] = os.environ) -> str:
   """Adds the defaults missing from ``environ["XLA_FLAGS"]``; returns the resulting flags.
@@ -25,3 +29,11 @@ def apply(environ: MutableMapping[str, str] = os.environ) -> str:
       flags = f"{flags} --{name}={value}".strip()
   environ["XLA_FLAGS"] = flags
   return flags
+
+
+def compile_run_once(fn, *args):
+  """``jax.jit(fn)`` compiled for ``args`` to run once: cheap codegen on CPU, defaults elsewhere."""
+  import jax
+
+  options = RUN_ONCE_OPTIONS if jax.default_backend() == "cpu" else None
+  return jax.jit(fn).lower(*args).compile(options)

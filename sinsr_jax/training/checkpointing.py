@@ -15,6 +15,7 @@ nothing, since a training may own the folder.
 from __future__ import annotations
 
 import os
+import sys
 
 import grain
 import jax
@@ -114,6 +115,7 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
       raise
     except Exception as e:  # whatever the storage layer raised, this checkpoint is unusable
       ok, reason = False, _reason(e)
+      _quiet_abandoned_reads()
     if _everywhere(ok):
       _set_aside(manager, damaged, candidate, read_only)
       return state, candidate
@@ -130,6 +132,27 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
       f"no intact checkpoint in {manager.directory} (steps {steps} moved to "
       f"{manager.directory / QUARANTINE}; {first}): the same command now starts over from step "
       f"0, or move them back to retry them")
+
+
+def _is_abandoned_read(unraisable) -> bool:
+  return (isinstance(unraisable.exc_value, RuntimeError)
+          and str(unraisable.exc_value) == "Event loop is closed")
+
+
+def _quiet_abandoned_reads() -> None:
+  """A read that failed part-way leaves the storage layer's other reads of that checkpoint
+  running; as they finish, their callbacks find orbax's event loop closed and Python prints a
+  traceback for each, burying the one-line account of the damage. Only those are dropped."""
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_abandoned_reads", False):
+    return
+
+  def hook(unraisable):
+    if not _is_abandoned_read(unraisable):
+      previous(unraisable)
+
+  hook.drops_abandoned_reads = True
+  sys.unraisablehook = hook
 
 
 def _restore(manager, step: int, state_template, data_iterator):

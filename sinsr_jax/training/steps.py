@@ -211,6 +211,7 @@ def _skip_if_nonfinite(state: TrainState, new_state: TrainState, checked, metric
   step with the input stream) and is logged as ``nonfinite`` = 1. ``checked`` holds values
   already averaged over devices, so every device takes the same branch."""
   ok = _all_finite(checked)
-  kept = jax.tree.map(lambda new, old: jnp.where(ok, new, old),
-                      new_state.replace(step=state.step), state)
+  # One branch on ``ok``, not a select per leaf: XLA fuses a copy of the whole check into every
+  # select (hundreds of copies; a tiny SINSR step compiled 4x slower).
+  kept = jax.lax.cond(ok, lambda: new_state.replace(step=state.step), lambda: state)
   return kept.replace(step=new_state.step), {**metrics, "nonfinite": 1.0 - ok.astype(jnp.float32)}

@@ -19,7 +19,7 @@ from sinsr_jax.data import input_pipeline
 from sinsr_jax.errors import UserError
 from sinsr_jax.losses import objective
 from sinsr_jax.losses.generator_loss import GeneratorLoss
-from sinsr_jax.runtime import console, provenance, workdir_lock
+from sinsr_jax.runtime import console, provenance, workdir_lock, xla_cpu
 from sinsr_jax.runtime.files import ensure_writable_dir
 from sinsr_jax.training import (
   checkpointing,
@@ -47,8 +47,8 @@ def initial_state(config, g_model, d_models, g_tx, d_tx, mesh) -> steps.TrainSta
   init = functools.partial(steps.create_train_state, g_model=g_model, d_models=d_models,
                            g_tx=g_tx, d_tx=d_tx, lr_shape=(1, p // s, p // s, c),
                            hr_shape=(1, p, p, c))
-  state = jax.jit(init)(jax.random.PRNGKey(config.seed))
-  return parallel.replicate(state, mesh)
+  key = jax.random.PRNGKey(config.seed)
+  return parallel.replicate(xla_cpu.compile_run_once(init, key)(key), mesh)
 
 
 def compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss: GeneratorLoss,
