@@ -63,10 +63,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.growth = 32
   c.model.attention = "cbam"  # none | cbam | se
   c.model.gradient_branch = False  # SPSR-style gradient branch fused into the output
-  # Repeated blocks as one nn.scan each: compiled once, compile time flat in depth (False:
-  # unrolled, for comparison; checkpoints of either layout restore into the other). Shared by
-  # every config in configs/ (baselines/baseline_recipes.py keeps them).
-  c.model.scan = True
+  # Repeated blocks unrolled (False) or as one nn.scan each (True: compiled once, but on CPU its
+  # backward pass runs 8x slower and the paper-width GAN step compiles slower, benchmarks/
+  # RESULTS.md section 9). Checkpoints of either layout restore into the other. Shared by every
+  # config in configs/ (baselines/baseline_recipes.py keeps them).
+  c.model.scan = False
   c.model.remat = False  # recompute blocks' activations in the backward pass (large patches)
 
   c.discriminator = ml_collections.ConfigDict()

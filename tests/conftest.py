@@ -99,6 +99,23 @@ def tiny_config(data_dir: str, **train_overrides):
   return c
 
 
+# XLA's usual code generation, for the few tests that run one program hundreds of times.
+OPTIMISED_CODEGEN = {"xla_backend_optimization_level": 3,
+                     "xla_llvm_disable_expensive_passes": False}
+
+
+def jit_for_loops(fn):
+  """``jax.jit(fn)`` compiled with LLVM's optimisations on its first call (the suite turns them
+  off above: most tests run a program a few times, and a 300-step loop then runs 6x slower)."""
+  jitted, compiled = jax.jit(fn), []
+
+  def call(*args):
+    if not compiled:
+      compiled.append(jitted.lower(*args).compile(OPTIMISED_CODEGEN))
+    return compiled[0](*args)
+  return call
+
+
 class FaultLedger:
   """What the fault tests injected and tried, for README's counts. Each record is a line in a
   file the whole session shares (pytest-xdist workers are separate processes)."""

@@ -131,7 +131,7 @@ def test_every_config_has_the_layout_switches(config_file):
   spec.loader.exec_module(module)
   for arg in (None, "quick"):
     config = module.get_config(arg)
-    assert config.model.scan is True and config.model.remat is False
+    assert config.model.scan is False and config.model.remat is False
     for scan in (True, False):  # models without repeated blocks ignore the switches
       models.create_generator(config.model.name, scale=4, channels=1,
                               **{k: v for k, v in config.model.items()

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import jit_for_loops
 from sinsr_jax import metrics, models
 from sinsr_jax.data import degradations
 from sinsr_jax.models.rrdbnet import pixel_unshuffle
@@ -178,7 +179,7 @@ def test_generator_overfits_a_fixed_batch(name, fixed_batch):
   tx = optax.adam(2e-3)
   opt_state = tx.init(params)
 
-  @jax.jit
+  @jit_for_loops
   def step(params, state, opt_state):
     def loss_fn(p):
       out, new_state = apply_model(g, p, state, lr, train=True,
@@ -212,7 +213,7 @@ def test_discriminator_tells_hr_from_bicubic(name, kwargs, fixed_batch):
   opt_state = tx.init(params)
   logits = functools.partial(apply_model, d, lr=lr)
 
-  @jax.jit
+  @jit_for_loops
   def step(params, state, opt_state):
     def loss_fn(p):
       real, s = logits(p, state, image=hr, train=True)
