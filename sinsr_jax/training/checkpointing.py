@@ -134,11 +134,6 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
       f"0, or move them back to retry them")
 
 
-def _is_abandoned_read(unraisable) -> bool:
-  return (isinstance(unraisable.exc_value, RuntimeError)
-          and str(unraisable.exc_value) == "Event loop is closed")
-
-
 def _quiet_abandoned_reads() -> None:
   """A read that failed part-way leaves the storage layer's other reads of that checkpoint
   running; as they finish, their callbacks find orbax's event loop closed and Python prints a
@@ -148,7 +143,8 @@ def _quiet_abandoned_reads() -> None:
     return
 
   def hook(unraisable):
-    if not _is_abandoned_read(unraisable):
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
       previous(unraisable)
 
   hook.drops_abandoned_reads = True
