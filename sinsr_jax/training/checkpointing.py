@@ -106,6 +106,7 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
   (None, None) when there is no checkpoint; damaged ones newer than it are set aside (see
   ``restore_latest``)."""
   damaged = []  # (step, reason), newest first
+  _quiet_abandoned_reads()  # a failing read's siblings may report before its exception does
   for candidate in sorted(manager.all_steps(), reverse=True):
     state, reason = None, "unreadable on another process"
     try:
@@ -115,7 +116,6 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
       raise
     except Exception as e:  # whatever the storage layer raised, this checkpoint is unusable
       ok, reason = False, _reason(e)
-      _quiet_abandoned_reads()
     if _everywhere(ok):
       _set_aside(manager, damaged, candidate, read_only)
       return state, candidate
@@ -135,20 +135,29 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
 
 
 def _quiet_abandoned_reads() -> None:
-  """A read that failed part-way leaves the storage layer's other reads of that checkpoint
+  """A read that fails part-way leaves the storage layer's other reads of that checkpoint
   running; as they finish, their callbacks find orbax's event loop closed and Python prints a
-  traceback for each, burying the one-line account of the damage. Only those are dropped."""
-  previous = sys.unraisablehook
-  if getattr(previous, "drops_abandoned_reads", False):
-    return
+  traceback for each (through ``sys.unraisablehook`` or, from tensorstore's threads,
+  ``sys.excepthook``), burying the one-line account of the damage. Only those are dropped."""
+  def abandoned(error):
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
 
-  def hook(unraisable):
-    error = unraisable.exc_value
-    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
-      previous(unraisable)
+  if not getattr(sys.unraisablehook, "drops_abandoned_reads", False):
+    previous_unraisable = sys.unraisablehook
 
-  hook.drops_abandoned_reads = True
-  sys.unraisablehook = hook
+    def unraisable_hook(unraisable):
+      if not abandoned(unraisable.exc_value):
+        previous_unraisable(unraisable)
+    unraisable_hook.drops_abandoned_reads = True
+    sys.unraisablehook = unraisable_hook
+  if not getattr(sys.excepthook, "drops_abandoned_reads", False):
+    previous_except = sys.excepthook
+
+    def except_hook(kind, error, traceback):
+      if not abandoned(error):
+        previous_except(kind, error, traceback)
+    except_hook.drops_abandoned_reads = True
+    sys.excepthook = except_hook
 
 
 def _restore(manager, step: int, state_template, data_iterator):
