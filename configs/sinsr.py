@@ -161,12 +161,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.decay_rate = 0.8
     c.optim.ema_decay = 0.99
     c.train.batch_size = 16
-    c.train.num_steps = 1200
-    c.train.pretrain_steps = 1000
+    # 850 pixel-loss steps + 150 GAN steps: 9 min 22 s on a 2-core CPU; the former 1000 + 200
+    # took 11 min 25 s for +0.05 dB on sem_synthetic and the same gain on a real frame.
+    c.train.num_steps = 1000
+    c.train.pretrain_steps = 850
     c.train.log_every = 50
-    c.train.image_every = 400
-    c.train.eval_every = 400
-    c.train.checkpoint_every = 400
+    c.train.image_every = 500
+    c.train.eval_every = 500
+    c.train.checkpoint_every = 500
     # No download on a laptop quickstart: the perceptual term is off (its weights are external).
     c.loss.weights.perceptual = (0.0,)
 

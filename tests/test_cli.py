@@ -31,6 +31,7 @@ def _tiny_flags(data_dir):
           "--config.train.pretrain_steps=1"]
 
 
+@pytest.mark.slow
 def test_cli_trains_and_reports_against_bicubic(tiny_data_dir, tmp_path):
   result = _main(*_tiny_flags(tiny_data_dir), f"--workdir={tmp_path}")
   assert result.returncode == 0, result.stderr[-3000:]

@@ -29,9 +29,10 @@ def test_terms_vanish_on_identical_images_and_grow_otherwise():
                    jnp.float32)
   sr = hr + 0.05 * jnp.asarray(rng.standard_normal(hr.shape), jnp.float32)
   for term in (losses.pixel_l1, losses.sobel_gradient, losses.ssim_loss):
+    term = jax.jit(term)  # one program each (op by op, every operation compiles apart)
     assert abs(float(term(hr, hr))) < 1e-6
     assert float(term(sr, hr)) > 1e-4
-    grads = jax.grad(lambda s, t=term: t(s, hr))(sr)
+    grads = jax.jit(jax.grad(lambda s, t=term: t(s, hr)))(sr)
     assert np.all(np.isfinite(np.asarray(grads)))
 
 
@@ -183,22 +184,21 @@ def test_perceptual_loss_is_the_weighted_mean_of_feature_distances(distance):
   sr, hr = jax.image.resize(sr, (2, 32, 32, 1), "linear"), jax.image.resize(hr, (2, 32, 32, 1),
                                                                              "linear")
   layer_weights = {"conv1_2": 1.0, "relu2_2": 0.5, "conv3_4": 2.0}
-  value = float(losses.perceptual_loss(params, sr, hr, extractor=module,
-                                       layer_weights=layer_weights, distance=distance))
+  perceptual = jax.jit(lambda p, s, h: losses.perceptual_loss(  # one program, not one per op
+      p, s, h, extractor=module, layer_weights=layer_weights, distance=distance))
+  value = float(perceptual(params, sr, hr))
   # Reference: each image through the network alone, grayscale replicated by hand.
-  feats = [module.apply({"params": params}, vgg.imagenet_input(jnp.repeat(x, 3, -1)))
-           for x in (sr, hr)]
+  features = jax.jit(lambda x: module.apply({"params": params},
+                                            vgg.imagenet_input(jnp.repeat(x, 3, -1))))
+  feats = [features(x) for x in (sr, hr)]
   dist = (lambda d: np.mean(np.abs(d))) if distance == "l1" else (lambda d: np.mean(d * d))
   ref = sum(w * dist(np.asarray(feats[0][k]) - np.asarray(feats[1][k]))
             for k, w in layer_weights.items()) / sum(layer_weights.values())
   assert value == pytest.approx(ref, rel=1e-4)
-  assert float(losses.perceptual_loss(params, hr, hr, extractor=module,
-                                      layer_weights=layer_weights, distance=distance)) == 0.0
+  assert float(perceptual(params, hr, hr)) == 0.0
   # Gradients reach SR only: HR and the frozen network get none.
-  g_sr, g_hr, g_params = jax.grad(
-      lambda s, h, p: losses.perceptual_loss(p, s, h, extractor=module,
-                                             layer_weights=layer_weights, distance=distance),
-      argnums=(0, 1, 2))(sr, hr, params)
+  g_sr, g_hr, g_params = jax.jit(jax.grad(lambda s, h, p: perceptual(p, s, h),
+                                          argnums=(0, 1, 2)))(sr, hr, params)
   assert np.all(np.isfinite(np.asarray(g_sr))) and float(jnp.abs(g_sr).sum()) > 0
   assert float(jnp.abs(g_hr).sum()) == 0.0
   assert all(float(jnp.abs(g).sum()) == 0.0 for g in jax.tree.leaves(g_params))
@@ -245,21 +245,23 @@ def test_every_image_term_is_minimal_on_hr_positive_otherwise_and_differentiable
   hr = jnp.asarray(ndimage.gaussian_filter(rng.random((2, 32, 32, 1)), (0, 1.5, 1.5, 0)),
                    jnp.float32)
   sr = hr + 0.05 * jnp.asarray(rng.standard_normal(hr.shape), jnp.float32)
-  same, other = loss.image_terms(hr, hr, frozen), loss.image_terms(sr, hr, frozen)
+  # Compiled once (op by op, the VGG19 features' every operation compiles apart).
+  image_terms = jax.jit(lambda s, h, f: loss.image_terms(s, h, f))
+  same, other = image_terms(hr, hr, frozen), image_terms(sr, hr, frozen)
   assert set(same) == set(steps_terms := other) and len(steps_terms) == 8
   for term in same:
     if term == "tv":  # a regulariser of SR alone: 0 for a flat image, more for a noisy one
       assert float(other[term]) > float(same[term]) > 0
-      flat = loss.image_terms(jnp.full_like(hr, 0.3), hr, frozen)["tv"]
+      flat = image_terms(jnp.full_like(hr, 0.3), hr, frozen)["tv"]
       assert float(flat) == 0.0
       continue
     floor = 1.001e-3 if options.get("pixel_kind") == "charbonnier" and term == "pixel" else 1e-6
     assert abs(float(same[term])) <= floor, term  # Charbonnier's minimum is eps
     assert float(other[term]) > float(same[term]) + 1e-5, term
-  grads = jax.grad(lambda s: sum(loss.image_terms(s, hr, frozen).values()))(sr)
+  grads = jax.jit(jax.grad(lambda s: sum(image_terms(s, hr, frozen).values())))(sr)
   assert np.all(np.isfinite(np.asarray(grads)))
   # Derivative-based terms ignore a constant offset.
-  shifted = loss.image_terms(hr + 0.2, hr, frozen)
+  shifted = image_terms(hr + 0.2, hr, frozen)
   for term in ("gradient", "second_order"):
     assert float(shifted[term]) < 1e-5, term
   # SPSR's gradient maps are zero-padded, as its Get_gradient: invariant inside the border.

@@ -14,38 +14,46 @@ TINY_G = dict(stem_width=8, width=8, num_rrdb=1, growth=4)
 TINY_D = dict(width=4, stage_widths=(8, 8, 16, 16))
 
 
+def _compiled(model):
+  """(init, apply) each compiled as one program: run op by op, a SINSR's hundreds of operations
+  are each compiled apart, which took most of these tests' time."""
+  return jax.jit(model.init), jax.jit(model.apply, static_argnames="train")
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_generator_and_discriminator_shapes(scale, channels):
-  lr = jnp.asarray(np.random.default_rng(0).random((2, 9, 11, channels)), jnp.float32)
+  # Shapes and dtypes only: traced, not compiled (the tests below run the models).
+  lr = jax.ShapeDtypeStruct((2, 9, 11, channels), jnp.float32)
+  key = jax.random.PRNGKey(0)
   g = models.create_generator("sinsr", scale=scale, channels=channels, **TINY_G)
-  variables = g.init(jax.random.PRNGKey(0), lr)
-  sr = g.apply(variables, lr, train=False)
+  sr = jax.eval_shape(lambda: g.apply(g.init(key, jnp.zeros(lr.shape)), jnp.zeros(lr.shape),
+                                      train=False))
   assert sr.shape == (2, 9 * scale, 11 * scale, channels) and sr.dtype == jnp.float32
   d = models.create_discriminator("sinsr_patch", scale=scale, **TINY_D)
   hr = jnp.zeros((2, 16 * scale, 16 * scale, channels))
   lr16 = jnp.zeros((2, 16, 16, channels))
-  logits = d.apply(d.init(jax.random.PRNGKey(1), lr16, hr), lr16, hr)
+  logits = jax.eval_shape(lambda: d.apply(d.init(key, lr16, hr), lr16, hr))
   assert logits.shape == (2, scale, scale, 1)  # PatchGAN map at 1/16 of the HR size
 
 
 def test_generator_is_a_residual_on_bicubic():
   """With the output conv zeroed the generator returns exactly the MATLAB bicubic upsample."""
   lr = jnp.asarray(np.random.default_rng(1).random((1, 8, 8, 1)), jnp.float32)
-  g = models.create_generator("sinsr", scale=4, channels=1, **TINY_G)
-  params = g.init(jax.random.PRNGKey(0), lr)["params"]
+  g_init, g_apply = _compiled(models.create_generator("sinsr", scale=4, channels=1, **TINY_G))
+  params = g_init(jax.random.PRNGKey(0), lr)["params"]
   params["out_conv"] = jax.tree.map(jnp.zeros_like, params["out_conv"])
-  np.testing.assert_allclose(g.apply({"params": params}, lr),
+  np.testing.assert_allclose(g_apply({"params": params}, lr),
                              degradations.bicubic_upscale(np.asarray(lr), 4), atol=1e-5)
 
 
 def test_discriminator_depends_on_the_lr_condition():
-  d = models.create_discriminator("sinsr_patch", scale=4, **TINY_D)
+  d_init, d_apply = _compiled(models.create_discriminator("sinsr_patch", scale=4, **TINY_D))
   rng = np.random.default_rng(2)
   hr = jnp.asarray(rng.random((1, 64, 64, 1)), jnp.float32)
   lr_a, lr_b = (jnp.asarray(rng.random((1, 16, 16, 1)), jnp.float32) for _ in range(2))
-  variables = d.init(jax.random.PRNGKey(0), lr_a, hr)
-  assert not np.allclose(d.apply(variables, lr_a, hr), d.apply(variables, lr_b, hr))
+  variables = d_init(jax.random.PRNGKey(0), lr_a, hr)
+  assert not np.allclose(d_apply(variables, lr_a, hr), d_apply(variables, lr_b, hr))
 
 
 def test_pixel_shuffle_matches_torch_semantics():
@@ -72,4 +80,5 @@ def test_registry_errors_name_the_valid_choices():
 def test_attention_variants_build(attention):
   g = models.create_generator("sinsr", scale=2, channels=1, attention=attention, **TINY_G)
   lr = jnp.zeros((1, 8, 8, 1))
-  assert g.apply(g.init(jax.random.PRNGKey(0), lr), lr).shape == (1, 16, 16, 1)
+  assert jax.eval_shape(lambda: g.apply(g.init(jax.random.PRNGKey(0), lr), lr)).shape == \
+      (1, 16, 16, 1)

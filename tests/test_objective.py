@@ -74,6 +74,7 @@ def _batches(n, batch=4):
            "lr": rng.random((batch, 8, 8, 1), np.float32)} for _ in range(n)]
 
 
+@pytest.mark.slow
 def test_gan_steps_log_every_term_and_its_scheduled_weight(tmp_path):
   config = tiny_config(str(tmp_path), num_steps=3, pretrain_steps=1)
   config.loss.weights.tv = (10.0, 0.0)  # a term scheduled down to 0 stays in, weight 0 at the end
@@ -98,6 +99,7 @@ def test_gan_steps_log_every_term_and_its_scheduled_weight(tmp_path):
   assert logged[2]["weight/tv"] == 0.0 < logged[1]["weight/tv"]
 
 
+@pytest.mark.slow
 def test_gradient_map_discriminator_trains_beside_the_image_discriminator(tmp_path):
   config = tiny_config(str(tmp_path), num_steps=3, pretrain_steps=1)
   config.loss.weights.gradient_adversarial = (50.0,)
@@ -181,6 +183,7 @@ def _diff(a: dict, b: dict, prefix: str = ""):
       yield f"{prefix}{k}"
 
 
+@pytest.mark.slow
 def test_ablation_runs_from_the_command_line(tiny_data_dir, tmp_path):
   from test_cli import _main, _tiny_flags
 
@@ -206,6 +209,7 @@ def _test_made_vgg19(path, widths=(4, 8, 8, 8, 8)):
   return str(path)
 
 
+@pytest.mark.slow
 def test_full_sinsr_loss_trains_through_the_gan_phase_with_a_weights_file(tiny_data_dir,
                                                                           tmp_path):
   from test_cli import _main, _tiny_flags

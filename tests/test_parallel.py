@@ -26,6 +26,7 @@ def _run(config, devices, batches):
             "norm": "spectral"}),
     ({"name": "srresnet", "width": 8, "num_blocks": 1}, {"name": "vgg", "width": 4}),
 ])
+@pytest.mark.slow
 def test_four_devices_match_one_device(tmp_path, generator, discriminator):
   """Batch norm is synchronised over the mesh, so it too sees the global batch."""
   assert jax.device_count() == 4, "conftest sets --xla_force_host_platform_device_count=4"

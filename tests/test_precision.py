@@ -14,9 +14,10 @@ def test_bf16_forward_is_close_to_f32_and_returns_f32():
   g = models.create_generator("sinsr", scale=4, channels=1, stem_width=8, width=8, num_rrdb=1,
                               growth=4)
   lr = jnp.asarray(np.random.default_rng(0).random((2, 12, 12, 1), np.float32))
-  variables = g.init(jax.random.PRNGKey(0), lr)
-  full = g.apply(variables, lr)
-  mixed = precision.MixedPrecision(g).apply(variables, lr)
+  # Each compiled as one program (op by op, every operation compiles apart: most of the time).
+  variables = jax.jit(g.init)(jax.random.PRNGKey(0), lr)
+  full = jax.jit(g.apply)(variables, lr)
+  mixed = jax.jit(precision.MixedPrecision(g).apply)(variables, lr)
   assert mixed.dtype == jnp.float32
   error = float(jnp.max(jnp.abs(mixed - full)))
   assert 1e-6 < error < 0.05  # bf16 really ran (8-bit mantissa), and stayed close

@@ -92,6 +92,7 @@ def _wait_for_lock(workdir, proc, timeout=300):
   raise AssertionError("no lock in time")
 
 
+@pytest.mark.slow
 def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_dir, tmp_path,
                                                                       straight_run, ledger):
   config, straight = straight_run
@@ -163,6 +164,7 @@ def _nan_after(step: int, real_shard_batch):
   return shard_batch
 
 
+@pytest.mark.slow
 def test_nonfinite_updates_are_skipped_then_stop_the_run(tiny_data_dir, tmp_path, monkeypatch,
                                                          ledger):
   config = _config(tiny_data_dir, max_nonfinite_steps=2)
@@ -191,6 +193,7 @@ def test_nonfinite_updates_are_skipped_then_stop_the_run(tiny_data_dir, tmp_path
   ledger.injected("NaN batch", 2)
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_with_one_message_and_keeps_earlier_checkpoints(
     tiny_data_dir, tmp_path, monkeypatch, ledger):
   config = _config(tiny_data_dir)

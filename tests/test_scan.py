@@ -72,7 +72,7 @@ def test_remat_changes_neither_outputs_nor_gradients():
   remat = models.create_generator("vdsr", scale=4, channels=1, scan=True, remat=True,
                                   **TINY["vdsr"])
   lr = _lr(1)
-  params = scanned.init(jax.random.PRNGKey(0), lr)["params"]
+  params = jax.jit(scanned.init)(jax.random.PRNGKey(0), lr)["params"]
   grad = lambda m: jax.jit(jax.grad(  # noqa: E731
       lambda p: jnp.mean(m.apply({"params": p}, lr) ** 2)))
   assert _max_difference(grad(scanned)(params), grad(remat)(params)) < 1e-6
@@ -82,7 +82,7 @@ def test_layout_converts_a_train_state_both_ways():
   """Params, Adam's moments and EMA weights convert alike, and back to the same values."""
   unrolled, scanned = _pair("srresnet")
   lr = _lr()
-  params_u = unrolled.init(jax.random.PRNGKey(0), lr)
+  params_u = jax.jit(unrolled.init)(jax.random.PRNGKey(0), lr)
   tx = optax.adam(1e-3)
   opt_u = tx.init(params_u["params"])
   opt_u = jax.tree.map(lambda x: x + 0.5 if x.dtype == jnp.float32 else x, opt_u)

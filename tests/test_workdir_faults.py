@@ -92,6 +92,7 @@ def _damage(checkpoints):
     f.write('{"next_ind')
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints_are_quarantined_and_the_run_resumes_from_an_intact_one(
     straight_run, tmp_path, caplog, ledger):  # noqa: F811
   config, straight = straight_run
@@ -126,6 +127,7 @@ def test_damaged_checkpoints_are_quarantined_and_the_run_resumes_from_an_intact_
     ledger.injected(kind)
 
 
+@pytest.mark.slow
 def test_no_intact_checkpoint_is_one_line_and_the_next_launch_starts_over(
     straight_run, tmp_path, ledger):  # noqa: F811
   config, straight = straight_run
@@ -171,6 +173,7 @@ def _lines_until(proc, fragment: str, timeout=600) -> list[str]:
   raise AssertionError(f"no {fragment!r} in time")
 
 
+@pytest.mark.slow
 def test_signals_before_the_first_step_stop_at_once_and_a_second_signal_too(
     tiny_data_dir, tmp_path, ledger):
   workdir = str(tmp_path / "stops")

@@ -77,11 +77,12 @@ def test_swinir_windows_see_only_their_region_after_the_shift():
 def test_dsrvae_samples_in_training_and_is_deterministic_in_inference():
   g = models.create_generator("dsrvae", scale=2, channels=1, **TINY_G["dsrvae"])
   lr = jnp.asarray(np.random.default_rng(3).random((1, 8, 8, 1)), jnp.float32)
-  variables = g.init(jax.random.PRNGKey(0), lr)
-  a, b = (g.apply(variables, lr, train=True, rngs={"sample": jax.random.PRNGKey(k)})
+  variables = jax.jit(g.init)(jax.random.PRNGKey(0), lr)
+  apply = jax.jit(g.apply, static_argnames="train")  # one program, not one per operation
+  a, b = (apply(variables, lr, train=True, rngs={"sample": jax.random.PRNGKey(k)})
           for k in (1, 2))
   assert not np.allclose(a["sr"], b["sr"]) and float(a["kl"]) >= 0
-  np.testing.assert_array_equal(g.apply(variables, lr)["sr"], g.apply(variables, lr)["sr"])
+  np.testing.assert_array_equal(apply(variables, lr)["sr"], apply(variables, lr)["sr"])
   assert a["lr_clean"].shape == lr.shape
 
 
@@ -140,8 +141,8 @@ def test_pixel_unshuffle_inverts_pixel_shuffle():
 def test_batch_norm_updates_statistics_in_training_only():
   g = models.create_generator("srresnet", scale=2, channels=1, **TINY_G["srresnet"])
   lr = jnp.asarray(np.random.default_rng(2).random((4, 8, 8, 1)), jnp.float32)
-  params, state = split_variables(g.init(jax.random.PRNGKey(0), lr))
-  _, trained = apply_model(g, params, state, lr, train=True)
+  params, state = split_variables(jax.jit(g.init)(jax.random.PRNGKey(0), lr))
+  _, trained = jax.jit(lambda p, s: apply_model(g, p, s, lr, train=True))(params, state)
   _, evaluated = apply_model(g, params, state, lr, train=False)
   assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(trained),
                                                    jax.tree.leaves(state), strict=True))
@@ -250,13 +251,14 @@ def test_sinsr_gradient_branch_outputs_and_fuses_the_gradient_map():
   g = models.create_generator("sinsr", scale=4, channels=1, gradient_branch=True,
                               **TINY_G["sinsr"])
   lr = jnp.asarray(np.random.default_rng(6).random((1, 8, 8, 1)), jnp.float32)
-  params = g.init(jax.random.PRNGKey(0), lr)["params"]
-  out = g.apply({"params": params}, lr)
+  params = jax.jit(g.init)(jax.random.PRNGKey(0), lr)["params"]
+  apply = jax.jit(g.apply)  # one program, not one per operation
+  out = apply({"params": params}, lr)
   assert set(out) == {"sr", "grad"} and out["grad"].shape == out["sr"].shape
   # The branch feeds the SR image: changing only branch weights changes the output.
   bumped = {**params, "gradient_branch": jax.tree.map(lambda w: w + 0.05,
                                                       params["gradient_branch"])}
-  assert not np.allclose(g.apply({"params": bumped}, lr)["sr"], out["sr"])
+  assert not np.allclose(apply({"params": bumped}, lr)["sr"], out["sr"])
 
 
 @pytest.mark.slow

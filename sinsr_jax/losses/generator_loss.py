@@ -9,6 +9,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax.numpy as jnp
+
 from sinsr_jax.losses import terms as losses
 
 
@@ -17,8 +19,8 @@ class GeneratorLoss:
   """What the generator minimises, as static settings of the jitted steps.
 
   ``weights``: GAN-phase raw weights {term: (start, end)} (checked by
-  ``losses.check_weights``), moved linearly from ``schedule_start`` to ``schedule_end`` (steps)
-  and normalised to sum to one over the terms present. ``pretrain_weights``: the pretraining
+  ``losses.check_weights``), moved linearly over the schedule passed to ``raw_weights`` and
+  normalised to sum to one over the terms present. ``pretrain_weights``: the pretraining
   phase's fixed raw weights (the pixel loss and models' auxiliary outputs). ``perceptual``:
   ``(extractor_params, sr, hr) -> loss``, the extractor parameters passed to the step in
   ``frozen["vgg"]``; None when the perceptual term is off.
@@ -26,8 +28,6 @@ class GeneratorLoss:
 
   weights: Mapping[str, tuple[float, float]]
   pretrain_weights: Mapping[str, float]
-  schedule_start: int = 0
-  schedule_end: int = 1
   pixel_kind: str = "l1"
   gan_kind: str = "vanilla"
   gradient_mode: str = "components"
@@ -38,9 +38,12 @@ class GeneratorLoss:
   def active(self, term: str) -> bool:
     return max(self.weights.get(term, (0.0, 0.0))) > 0
 
-  def raw_weights(self, step):
-    span = max(1, self.schedule_end - self.schedule_start)
-    return losses.scheduled_weights(self.weights, (step - self.schedule_start) / span)
+  def raw_weights(self, step, schedule):
+    """The raw weights at ``step`` of ``schedule`` = (first step, last step): arrays read at run
+    time (``frozen["schedule"]``), so runs that differ only in their step counts share one
+    compiled GAN step."""
+    start, end = schedule[0], schedule[1]
+    return losses.scheduled_weights(self.weights, (step - start) / jnp.maximum(1.0, end - start))
 
   def image_terms(self, sr, hr, frozen: Mapping[str, Any]) -> dict:
     """The terms that compare SR with HR, each computed only when its weight is non-zero."""

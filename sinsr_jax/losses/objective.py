@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 import ml_collections
+import numpy as np
 from absl import logging
 
 from sinsr_jax.errors import ConfigError
@@ -96,7 +97,8 @@ def _perceptual(vgg_cfg: ml_collections.ConfigDict, meta: dict, params):
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[GeneratorLoss, dict]:
-  """(the steps' GeneratorLoss, the frozen networks it reads) for ``config``.
+  """(the steps' GeneratorLoss, ``frozen``: what the GAN step reads and never changes, the
+  schedule's bounds and the pretrained networks) for ``config``.
 
   Raises ``weights.WeightsNotFound`` (a UserError saying which file to put where) when the
   perceptual term is on and its weights cannot be found or fetched.
@@ -125,9 +127,10 @@ def build(config: ml_collections.ConfigDict) -> tuple[GeneratorLoss, dict]:
                ", ".join(f"{k} {s:g}" + (f"->{e:g}" if e != s else "") for k, (s, e) in on.items()))
   loss = GeneratorLoss(
       weights=weights, pretrain_weights=loss_cfg.pretrain_weights.to_dict(),
-      schedule_start=train.pretrain_steps, schedule_end=max(train.pretrain_steps,
-                                                            train.num_steps - 1),
       pixel_kind=loss_cfg.pixel_kind, gan_kind=loss_cfg.gan_kind,
       gradient_mode=loss_cfg.gradient_mode, gradient_distance=loss_cfg.gradient_distance,
       second_order_kind=loss_cfg.second_order_kind, perceptual=perceptual)
+  # The GAN phase's first and last steps: read by the step at run time, not compiled in.
+  frozen["schedule"] = np.asarray([train.pretrain_steps,
+                                   max(train.pretrain_steps, train.num_steps - 1)], np.float32)
   return loss, frozen

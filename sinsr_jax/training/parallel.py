@@ -15,6 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from sinsr_jax.runtime import xla_cpu
 from sinsr_jax.training.steps import AXIS
 
 
@@ -35,12 +36,12 @@ def shard_batch(local_batch, mesh: Mesh):
 def data_parallel(step_fn: Callable, mesh: Mesh, frozen=None) -> Callable:
   """(state, batch) -> (state, metrics), jitted over the mesh, the state buffers donated.
 
-  ``frozen``: replicated arrays every step reads but never changes (pretrained loss
-  networks), passed as the step's third argument: jit inputs, not constants baked into the
-  compiled program.
+  ``frozen``: replicated arrays every step reads but never changes (the loss schedule's bounds,
+  pretrained loss networks), passed as the step's third argument: jit inputs, not constants
+  baked into the compiled program (runs differing only in them share one compiled step).
   """
   mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(P(), P(AXIS), P()),
                          out_specs=(P(), P()), check_vma=False)
-  jitted = jax.jit(mapped, donate_argnums=(0,))
+  jitted = jax.jit(mapped, donate_argnums=(0,), compiler_options=xla_cpu.step_options())
   frozen = replicate(frozen or {}, mesh)
   return lambda state, batch: jitted(state, batch, frozen)

@@ -137,13 +137,13 @@ def _d_inputs(name: str, lr, image):
   return {"lr": lr, "image": image}
 
 
-def gan_step(state: TrainState, batch, frozen=None, *, g_model, d_models, g_tx, d_tx,
+def gan_step(state: TrainState, batch, frozen, *, g_model, d_models, g_tx, d_tx,
              loss: GeneratorLoss, ema_decay: float):
   """GAN phase: G on the convex combination of its terms, then each D on real vs SR.
 
-  ``frozen``: pretrained networks the loss needs ({"vgg": params} for the perceptual term).
+  ``frozen``: what the loss reads and never changes: ``"schedule"``, the GAN phase's (first,
+  last) step for the weights' schedule, and ``"vgg"``, the perceptual term's network.
   """
-  frozen = frozen or {}
   lr, hr = batch["lr"], batch["hr"]
   gan_kind = loss.gan_kind
 
@@ -164,7 +164,7 @@ def gan_step(state: TrainState, batch, frozen=None, *, g_model, d_models, g_tx, 
       real = (jax.lax.stop_gradient(discriminate(name, state.d_params, state.d_state, hr)[0])
               if gan_kind == "ragan" else None)
       terms[term] = losses.g_loss(gan_kind, real, fake, _global_mean)
-    raw = loss.raw_weights(state.step)
+    raw = loss.raw_weights(state.step, frozen["schedule"])
     terms = {k: v for k, v in terms.items() if loss.active(k)}
     total, weights = losses.convex_combination(terms, raw)
     return total, (_logged(terms, weights), sr, g_state)
