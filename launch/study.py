@@ -12,7 +12,7 @@ SINSR removed in turn, fixed weights; "full" and "gradient_branch" are the study
 runs). Every run sees the same dataset, LR degradation, seed and step budget:
 
 - ``--budget=cpu``: the ``quick`` models, every run ``--steps`` (600) steps with its own
-  config's pretrain : GAN proportion (SINSR: 500 pixel-loss steps, then 100 GAN steps). About
+  config's pretrain : GAN proportion (SINSR: 510 pixel-loss steps, then 90 GAN steps). About
   1.5 h on a 2-core CPU. Results are committed under docs/results/cpu/.
 - ``--budget=smoke``: the same at 4 steps; the test suite runs it to keep the path working.
 - ``--budget=paper``: the papers' models and step counts (``--steps=0``): an accelerator's job

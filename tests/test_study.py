@@ -34,7 +34,7 @@ def test_cpu_budget_trains_every_model_and_ablation_on_one_step_budget():
     assert _flag(argv, "train.num_steps") == "600", name
     assert argv[4] == f"--workdir=runs/study-cpu/runs/{name}"
   # Each run keeps its own pretrain : GAN proportion; pixel-only baselines never enter a GAN phase.
-  assert _flag(runs["sinsr"], "train.pretrain_steps") == "500"  # quick: 1000 of 1200
+  assert _flag(runs["sinsr"], "train.pretrain_steps") == "510"  # quick: 850 of 1000
   for pixel_only in ("vdsr", "srresnet", "swinir"):
     assert _flag(runs[pixel_only], "train.pretrain_steps") == "600"
   assert runs["sinsr_gradient_branch"][3] == "--config=configs/sinsr.py:gradient_branch,quick"
