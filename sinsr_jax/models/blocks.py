@@ -6,6 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sinsr_jax.models.conv import Conv
+
 
 def lrelu(x):
   return nn.leaky_relu(x, negative_slope=0.2)
@@ -41,7 +43,7 @@ class CBAM(nn.Module):
     x = x * channel_att[:, None, None, :]
     pooled = jnp.concatenate([jnp.mean(x, -1, keepdims=True), jnp.max(x, -1, keepdims=True)], -1)
     k = self.spatial_kernel
-    spatial_att = nn.sigmoid(nn.Conv(1, (k, k), name="spatial_conv")(pooled))
+    spatial_att = nn.sigmoid(Conv(1, (k, k), name="spatial_conv")(pooled))
     return x * spatial_att
 
 
@@ -78,8 +80,8 @@ class ResidualDenseBlock(nn.Module):
   def __call__(self, x):
     feats = [x]
     for _ in range(4):
-      feats.append(lrelu(nn.Conv(self.growth, (3, 3))(jnp.concatenate(feats, -1))))
-    residual = nn.Conv(self.features, (3, 3))(jnp.concatenate(feats, -1))
+      feats.append(lrelu(Conv(self.growth, (3, 3))(jnp.concatenate(feats, -1))))
+    residual = Conv(self.features, (3, 3))(jnp.concatenate(feats, -1))
     return x + self.res_scale * residual
 
 
@@ -112,5 +114,5 @@ class PixelShuffleUpsampler(nn.Module):
   def __call__(self, x):
     factors = [3] if self.scale == 3 else [2] * {2: 1, 4: 2, 8: 3}[self.scale]
     for r in factors:
-      x = lrelu(pixel_shuffle(nn.Conv(self.features * r * r, (3, 3))(x), r))
+      x = lrelu(pixel_shuffle(Conv(self.features * r * r, (3, 3))(x), r))
     return x

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from sinsr_jax.data import degradations
 from sinsr_jax.models.blocks import lrelu, resize_to
+from sinsr_jax.models.conv import Conv
 from sinsr_jax.models.srresnet import batch_norm
 
 NORMS = ("none", "batch", "spectral", "layer", "instance")
@@ -27,7 +28,7 @@ class _Layers:
     self.norm, self.train, self.axis_name = norm, train, axis_name
 
   def conv(self, x, features, kernel, strides=1, name=None, use_bias=True):
-    conv = nn.Conv(features, (kernel, kernel), strides=(strides, strides), use_bias=use_bias,
+    conv = Conv(features, (kernel, kernel), strides=(strides, strides), use_bias=use_bias,
                    name=None if self.norm == "spectral" else name)
     if self.norm == "spectral":
       return nn.SpectralNorm(conv, name=name)(x, update_stats=self.train)

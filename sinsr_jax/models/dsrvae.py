@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from sinsr_jax.data import degradations
 from sinsr_jax.models.blocks import PixelShuffleUpsampler, lrelu, resize_to
+from sinsr_jax.models.conv import Conv
 
 
 class DSRVAE(nn.Module):
@@ -28,28 +29,28 @@ class DSRVAE(nn.Module):
   @nn.compact
   def __call__(self, lr, train: bool = False):
     h, w = lr.shape[1], lr.shape[2]
-    e = lrelu(nn.Conv(self.width, (3, 3), name="enc_in")(lr))
+    e = lrelu(Conv(self.width, (3, 3), name="enc_in")(lr))
     for i in range(2):
-      e = lrelu(nn.Conv(self.width, (4, 4), strides=(2, 2), name=f"enc_down_{i}")(e))
-    mean = nn.Conv(self.latent, (3, 3), name="enc_mean")(e)
-    log_var = jnp.clip(nn.Conv(self.latent, (3, 3), name="enc_log_var")(e), -10.0, 10.0)
+      e = lrelu(Conv(self.width, (4, 4), strides=(2, 2), name=f"enc_down_{i}")(e))
+    mean = Conv(self.latent, (3, 3), name="enc_mean")(e)
+    log_var = jnp.clip(Conv(self.latent, (3, 3), name="enc_log_var")(e), -10.0, 10.0)
     z = mean
     if train:
       z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(self.make_rng("sample"), mean.shape)
-    d = lrelu(nn.Conv(self.width, (3, 3), name="dec_in")(z))
+    d = lrelu(Conv(self.width, (3, 3), name="dec_in")(z))
     for i in range(2):
       d = resize_to(d, (d.shape[1] * 2, d.shape[2] * 2), method="nearest")
-      d = lrelu(nn.Conv(self.width, (3, 3), name=f"dec_up_{i}")(d))
-    clean = lr + nn.Conv(self.channels, (3, 3), name="dec_out")(resize_to(d, (h, w)))
+      d = lrelu(Conv(self.width, (3, 3), name=f"dec_up_{i}")(d))
+    clean = lr + Conv(self.channels, (3, 3), name="dec_out")(resize_to(d, (h, w)))
     kl = -0.5 * jnp.mean(1.0 + log_var - mean * mean - jnp.exp(log_var))
 
-    head = nn.Conv(self.width, (3, 3), name="sr_in")(clean)
+    head = Conv(self.width, (3, 3), name="sr_in")(clean)
     x = head
     for i in range(self.num_blocks):
-      y = nn.relu(nn.Conv(self.width, (3, 3), name=f"sr_block_{i}_0")(x))
-      x = x + nn.Conv(self.width, (3, 3), name=f"sr_block_{i}_1")(y)
-    x = head + nn.Conv(self.width, (3, 3), name="sr_body")(x)
+      y = nn.relu(Conv(self.width, (3, 3), name=f"sr_block_{i}_0")(x))
+      x = x + Conv(self.width, (3, 3), name=f"sr_block_{i}_1")(y)
+    x = head + Conv(self.width, (3, 3), name="sr_body")(x)
     x = PixelShuffleUpsampler(self.scale, self.width, name="sr_upsample")(x)
-    residual = nn.Conv(self.channels, (3, 3), name="sr_out")(x)
+    residual = Conv(self.channels, (3, 3), name="sr_out")(x)
     sr = degradations.bicubic_upscale(clean, self.scale, xp=jnp) + residual
     return {"sr": sr, "lr_clean": clean, "kl": kl}

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from sinsr_jax.models.blocks import RRDB, lrelu
+from sinsr_jax.models.conv import Conv
 
 # SPSR's kernels: central differences, as cross-correlations on NHWC.
 _DY = jnp.array([[0.0, -1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -40,16 +41,16 @@ class GradientBranch(nn.Module):
 
   @nn.compact
   def __call__(self, lr_gradient, taps):
-    start = nn.Conv(self.width, (3, 3), name="in_conv")(lr_gradient)
+    start = Conv(self.width, (3, 3), name="in_conv")(lr_gradient)
     x = start
     for i, tap in enumerate(taps):  # concat with the trunk -> RRDB at 2x width -> back to width
       x = RRDB(2 * self.width, self.growth, attention="none",
                name=f"rrdb_{i}")(jnp.concatenate([x, tap], -1))
-      x = nn.Conv(self.width, (3, 3), name=f"reduce_{i}")(x)
-    x = start + nn.Conv(self.width, (3, 3), name="lr_conv")(x)
+      x = Conv(self.width, (3, 3), name=f"reduce_{i}")(x)
+    x = start + Conv(self.width, (3, 3), name="lr_conv")(x)
     features = self.upsampler(x)
-    gradient = nn.Conv(self.channels, (3, 3), name="grad_out")(
-        lrelu(nn.Conv(self.width, (3, 3), name="grad_hr_conv")(features)))
+    gradient = Conv(self.channels, (3, 3), name="grad_out")(
+        lrelu(Conv(self.width, (3, 3), name="grad_hr_conv")(features)))
     return features, gradient
 
 
@@ -63,4 +64,4 @@ class GradientFusion(nn.Module):
   def __call__(self, sr_features, branch_features):
     x = RRDB(2 * self.width, self.growth, attention="none", name="rrdb")(
         jnp.concatenate([sr_features, branch_features], -1))
-    return lrelu(nn.Conv(self.width, (3, 3), name="reduce")(x))
+    return lrelu(Conv(self.width, (3, 3), name="reduce")(x))

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from sinsr_jax.models.blocks import RRDB, lrelu
+from sinsr_jax.models.conv import Conv
 from sinsr_jax.models.repeat import repeat_blocks
 
 
@@ -43,12 +44,12 @@ class RRDBNet(nn.Module):
       if lr.shape[1] % 2 or lr.shape[2] % 2:
         raise ValueError(f"RRDBNet x2 needs even LR sizes, got {lr.shape[1:3]}")
       x = pixel_unshuffle(lr, 2)
-    feat = nn.Conv(self.width, (3, 3), name="conv_first")(x)
+    feat = Conv(self.width, (3, 3), name="conv_first")(x)
     body, _ = repeat_blocks(RRDB, feat, self.num_blocks, name="rrdb", scan=self.scan,
                             remat=self.remat, features=self.width, growth=self.growth,
                             attention="none")
-    feat = feat + nn.Conv(self.width, (3, 3), name="conv_body")(body)
+    feat = feat + Conv(self.width, (3, 3), name="conv_body")(body)
     for i, r in enumerate([3] if self.scale == 3 else [2, 2]):
-      feat = lrelu(nn.Conv(self.width, (3, 3), name=f"conv_up{i + 1}")(nearest_upsample(feat, r)))
-    feat = lrelu(nn.Conv(self.width, (3, 3), name="conv_hr")(feat))
-    return nn.Conv(self.channels, (3, 3), name="conv_last")(feat)
+      feat = lrelu(Conv(self.width, (3, 3), name=f"conv_up{i + 1}")(nearest_upsample(feat, r)))
+    feat = lrelu(Conv(self.width, (3, 3), name="conv_hr")(feat))
+    return Conv(self.channels, (3, 3), name="conv_last")(feat)

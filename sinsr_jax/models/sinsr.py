@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from sinsr_jax.data import degradations
 from sinsr_jax.models.blocks import RRDB, PixelShuffleUpsampler, lrelu, resize_to
+from sinsr_jax.models.conv import Conv
 from sinsr_jax.models.gradient import GradientBranch, gradient_map
 from sinsr_jax.models.repeat import repeat_blocks
 
@@ -59,8 +60,8 @@ class SINSRGenerator(nn.Module):
   def __call__(self, lr, train: bool = False):
     del train  # no dropout or batch statistics
     h, w = lr.shape[1], lr.shape[2]
-    stem = nn.Conv(self.stem_width, (3, 3), name="stem")(lr)
-    feats = nn.Conv(self.width, (1, 1), name="stem_proj")(stem)
+    stem = Conv(self.stem_width, (3, 3), name="stem")(lr)
+    feats = Conv(self.width, (1, 1), name="stem_proj")(stem)
     stack = lambda name, keep=False: RRDBStack(
         self.width, self.num_rrdb, self.growth, self.attention, self.scan, self.remat, keep,
         name=name)
@@ -78,19 +79,19 @@ class SINSRGenerator(nn.Module):
         paths.append(nn.avg_pool(high, (2, 2), strides=(2, 2)))
       else:
         raise ValueError(f"unknown scale path {path!r}; valid: full, down_up, up_down")
-    fused = nn.Conv(self.width, (3, 3), name="fuse")(jnp.concatenate(paths, -1))
+    fused = Conv(self.width, (3, 3), name="fuse")(jnp.concatenate(paths, -1))
     fused = fused + feats  # long skip over the trunk
     up = PixelShuffleUpsampler(self.scale, self.width, name="upsample")(fused)
-    up = lrelu(nn.Conv(self.width, (3, 3), name="hr_conv")(up))
+    up = lrelu(Conv(self.width, (3, 3), name="hr_conv")(up))
     bicubic = degradations.bicubic_upscale(lr, self.scale, xp=jnp)
     if not self.gradient_branch:
-      return bicubic + nn.Conv(self.channels, (3, 3), name="out_conv")(up)
+      return bicubic + Conv(self.channels, (3, 3), name="out_conv")(up)
     branch_features, gradient = GradientBranch(
         self.width, self.growth, self.channels,
         PixelShuffleUpsampler(self.scale, self.width, name="branch_upsample"),
         name="gradient_branch")(gradient_map(lr), [*taps[::max(1, len(taps) // 3)][:3], fused])
     # A conv fuses the two at HR size (SPSR's RRDB at 2x width there costs more than the trunk).
-    up = lrelu(nn.Conv(self.width, (3, 3), name="fusion")(
+    up = lrelu(Conv(self.width, (3, 3), name="fusion")(
         jnp.concatenate([up, branch_features], -1)))
-    return {"sr": bicubic + nn.Conv(self.channels, (3, 3), name="out_conv")(up),
+    return {"sr": bicubic + Conv(self.channels, (3, 3), name="out_conv")(up),
             "grad": gradient}

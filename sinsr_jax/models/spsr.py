@@ -11,6 +11,7 @@ from __future__ import annotations
 import flax.linen as nn
 
 from sinsr_jax.models.blocks import RRDB, lrelu
+from sinsr_jax.models.conv import Conv
 from sinsr_jax.models.gradient import GradientBranch, GradientFusion, gradient_map
 from sinsr_jax.models.repeat import repeat_blocks
 from sinsr_jax.models.rrdbnet import nearest_upsample
@@ -25,7 +26,7 @@ class NearestUpsampler(nn.Module):
   @nn.compact
   def __call__(self, x):
     for i, r in enumerate([3] if self.scale == 3 else [2] * {2: 1, 4: 2}[self.scale]):
-      x = lrelu(nn.Conv(self.width, (3, 3), name=f"up_{i}")(nearest_upsample(x, r)))
+      x = lrelu(Conv(self.width, (3, 3), name=f"up_{i}")(nearest_upsample(x, r)))
     return x
 
 
@@ -50,7 +51,7 @@ class SPSR(nn.Module):
   @nn.compact
   def __call__(self, lr, train: bool = False):
     del train
-    feat = nn.Conv(self.width, (3, 3), name="conv_first")(lr)
+    feat = Conv(self.width, (3, 3), name="conv_first")(lr)
     x, taps = feat, []
     for start, stop, tapped in trunk_segments(self.num_blocks, self.tap_every):
       x, _ = repeat_blocks(RRDB, x, stop - start, name="rrdb", scan=self.scan, remat=self.remat,
@@ -58,16 +59,16 @@ class SPSR(nn.Module):
                            attention="none")
       if tapped:
         taps.append(x)
-    feat = feat + nn.Conv(self.width, (3, 3), name="conv_body")(x)
+    feat = feat + Conv(self.width, (3, 3), name="conv_body")(x)
     sr_features = NearestUpsampler(self.scale, self.width, name="upsample")(feat)
-    sr_features = lrelu(nn.Conv(self.width, (3, 3), name="conv_hr")(sr_features))
+    sr_features = lrelu(Conv(self.width, (3, 3), name="conv_hr")(sr_features))
     branch_features, gradient = GradientBranch(
         self.width, self.growth, self.channels,
         NearestUpsampler(self.scale, self.width, name="branch_upsample"),
         name="gradient_branch")(gradient_map(lr), taps or [x])
     fused = GradientFusion(self.width, self.growth, name="fusion")(sr_features, branch_features)
-    sr = nn.Conv(self.channels, (3, 3), name="conv_last")(
-        lrelu(nn.Conv(self.width, (3, 3), name="conv_fused")(fused)))
+    sr = Conv(self.channels, (3, 3), name="conv_last")(
+        lrelu(Conv(self.width, (3, 3), name="conv_fused")(fused)))
     return {"sr": sr, "grad": gradient}
 
 

@@ -15,6 +15,7 @@ import functools
 import flax.linen as nn
 
 from sinsr_jax.models.blocks import pixel_shuffle
+from sinsr_jax.models.conv import Conv
 from sinsr_jax.models.repeat import repeat_blocks
 
 
@@ -26,9 +27,9 @@ def batch_norm(train: bool, axis_name: str | None, name: str | None = None):
 
 def residual_block(x, width: int, bn, named):
   """conv-BN-PReLU-conv-BN + skip; ``named(part)``: the name of each part's module."""
-  y = nn.Conv(width, (3, 3), name=named("conv_0"), use_bias=False)(x)
+  y = Conv(width, (3, 3), name=named("conv_0"), use_bias=False)(x)
   y = nn.PReLU(negative_slope_init=0.25, name=named("act"))(bn(named("bn_0"))(y))
-  y = nn.Conv(width, (3, 3), name=named("conv_1"), use_bias=False)(y)
+  y = Conv(width, (3, 3), name=named("conv_1"), use_bias=False)(y)
   return x + bn(named("bn_1"))(y)
 
 
@@ -60,7 +61,7 @@ class SRResNet(nn.Module):
   def __call__(self, lr, train: bool = False):
     bn = functools.partial(batch_norm, train, self.axis_name)
     head = nn.PReLU(negative_slope_init=0.25, name="head_act")(
-        nn.Conv(self.width, (9, 9), name="head")(lr))
+        Conv(self.width, (9, 9), name="head")(lr))
     x = head
     if self.scan:
       x, _ = repeat_blocks(ResidualBlock, x, self.num_blocks, name="block", scan=True,
@@ -69,9 +70,9 @@ class SRResNet(nn.Module):
     else:  # the parts inline, as runs of the unrolled layout hold them (remat: scanned only)
       for i in range(self.num_blocks):
         x = residual_block(x, self.width, bn, lambda part, i=i: f"block_{i}_{part}")
-    x = head + bn("body_bn")(nn.Conv(self.width, (3, 3), name="body_conv", use_bias=False)(x))
+    x = head + bn("body_bn")(Conv(self.width, (3, 3), name="body_conv", use_bias=False)(x))
     factors = [3] if self.scale == 3 else [2] * {2: 1, 4: 2}[self.scale]
     for i, r in enumerate(factors):
-      x = pixel_shuffle(nn.Conv(self.width * r * r, (3, 3), name=f"up_{i}")(x), r)
+      x = pixel_shuffle(Conv(self.width * r * r, (3, 3), name=f"up_{i}")(x), r)
       x = nn.PReLU(negative_slope_init=0.25, name=f"up_{i}_act")(x)
-    return nn.Conv(self.channels, (9, 9), name="out")(x)
+    return Conv(self.channels, (9, 9), name="out")(x)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinsr_jax.models.blocks import pixel_shuffle
+from sinsr_jax.models.conv import Conv
 from sinsr_jax.models.repeat import repeat_blocks
 
 
@@ -125,7 +126,7 @@ class RSTB(nn.Module):
                          remat=self.remat, per_block=[i % 2 == 1 for i in range(self.depth)],
                          dim=self.dim, heads=self.heads, window=self.window,
                          mlp_ratio=self.mlp_ratio)
-    return x + nn.Conv(self.dim, (3, 3), name="conv")(y)
+    return x + Conv(self.dim, (3, 3), name="conv")(y)
 
 
 class SwinIR(nn.Module):
@@ -146,13 +147,13 @@ class SwinIR(nn.Module):
     n, h, wd, _ = lr.shape
     pad_h, pad_w = -h % self.window, -wd % self.window
     x = jnp.pad(lr, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect") - self.data_mean
-    shallow = nn.Conv(self.embed_dim, (3, 3), name="conv_first")(x)
+    shallow = Conv(self.embed_dim, (3, 3), name="conv_first")(x)
     y = nn.LayerNorm(epsilon=1e-5, name="patch_norm")(shallow)  # patch embedding's norm
     for i, depth in enumerate(self.depths):
       y = RSTB(self.embed_dim, depth, self.heads, self.window, self.mlp_ratio, self.scan,
                self.remat, name=f"rstb_{i}")(y)
     y = nn.LayerNorm(epsilon=1e-5, name="norm")(y)
-    y = shallow + nn.Conv(self.embed_dim, (3, 3), name="conv_after_body")(y)
+    y = shallow + Conv(self.embed_dim, (3, 3), name="conv_after_body")(y)
     s = self.scale
-    out = pixel_shuffle(nn.Conv(self.channels * s * s, (3, 3), name="upsample")(y), s)
+    out = pixel_shuffle(Conv(self.channels * s * s, (3, 3), name="upsample")(y), s)
     return out[:, :h * s, :wd * s] + self.data_mean

@@ -6,10 +6,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from sinsr_jax.data import degradations
+from sinsr_jax.models.conv import Conv
 from sinsr_jax.models.repeat import repeat_blocks
 
 
-class ConvReLU(nn.Conv):
+class ConvReLU(Conv):
   """A conv and its ReLU; its parameters are the conv's own (kernel, bias), as nn.Conv's."""
 
   @nn.compact
@@ -33,7 +34,7 @@ class VDSR(nn.Module):
     if self.depth < 2:
       raise ValueError(f"VDSR needs depth >= 2 (a first and a last conv), got {self.depth}")
     up = degradations.bicubic_upscale(lr, self.scale, xp=jnp)
-    x = nn.relu(nn.Conv(self.width, (3, 3), name="conv_0")(up))  # channels -> width
+    x = nn.relu(Conv(self.width, (3, 3), name="conv_0")(up))  # channels -> width
     x, _ = repeat_blocks(ConvReLU, x, self.depth - 2, name="conv", scan=self.scan,
                          remat=self.remat, start=1, features=self.width, kernel_size=(3, 3))
-    return up + nn.Conv(self.channels, (3, 3), name=f"conv_{self.depth - 1}")(x)
+    return up + Conv(self.channels, (3, 3), name=f"conv_{self.depth - 1}")(x)

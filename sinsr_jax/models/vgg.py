@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sinsr_jax.models.conv import Conv
+
 VGG_BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 # torchvision AlexNet ``features``: (out channels, kernel, stride, padding) per conv; max-pool
@@ -98,7 +100,7 @@ class Features(nn.Module):
       kind = name[:4]
       if kind == "conv":
         features_out, kernel, stride, pad = convs[name]
-        x = nn.Conv(features_out, (kernel, kernel), strides=(stride, stride),
+        x = Conv(features_out, (kernel, kernel), strides=(stride, stride),
                     padding=((pad, pad), (pad, pad)), precision=jax.lax.Precision.HIGHEST,
                     name=name)(x)
       elif kind == "relu":
