@@ -63,8 +63,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.growth = 32
   c.model.attention = "cbam"  # none | cbam | se
   c.model.gradient_branch = False  # SPSR-style gradient branch fused into the output
-  # Repeated blocks unrolled (False) or as one nn.scan each (True: compiled once, but on CPU its
-  # backward pass runs 8x slower and the paper-width GAN step compiles slower, benchmarks/
+  # Repeated blocks unrolled (False) or as one nn.scan each (True: compiled once; the paper-width
+  # GAN step compiles 1.8-3x faster in less memory and runs 2-5% slower on CPU, benchmarks/
   # RESULTS.md section 9). Checkpoints of either layout restore into the other. Shared by every
   # config in configs/ (baselines/baseline_recipes.py keeps them).
   c.model.scan = False
