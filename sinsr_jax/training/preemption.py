@@ -15,6 +15,9 @@ line (a worker process half started) and leave its exit handlers to fail noisily
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import io
 import os
 import signal
 import sys
@@ -36,6 +39,28 @@ def newest_checkpoint_on_disk(workdir: str | None) -> int | None:
   except OSError:
     steps = []
   return max(steps, default=None)
+
+
+def _kill_children_left() -> None:
+  """Kills the child processes the cleanups left: a data worker the main thread was still
+  starting when the signal came would read a cut-off start-up message once this process is gone
+  and print a traceback ("EOFError: Ran out of input"). multiprocessing's resource tracker is
+  spared: it outlives this process to unlink what the workers shared. Linux only (/proc)."""
+  from multiprocessing import resource_tracker
+
+  tracker = getattr(getattr(resource_tracker, "_resource_tracker", None), "_pid", None)
+  children = set()
+  for listing in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+    try:
+      with open(listing) as f:
+        children.update(int(pid) for pid in f.read().split())
+    except (OSError, ValueError):  # a thread that just ended
+      pass
+  for pid in children - {tracker}:
+    try:
+      os.kill(pid, signal.SIGKILL)
+    except OSError:  # already gone
+      pass
 
 
 class StopRequest:
@@ -77,12 +102,11 @@ class StopRequest:
 
   def _handle(self, signum, frame):
     """The main thread's side: a first signal during training asks for a stop after the step;
-    prompt stops are the watcher's."""
+    prompt stops are the watcher's. No I/O here: the signal may have interrupted the main thread
+    inside a write to the same log stream ("reentrant call"); the watcher says it."""
     del frame
     if self._armed and not self._event.is_set():
       self.signal_name = signal.Signals(signum).name
-      logging.warning("%s received: stopping after this step with a checkpoint.",
-                      self.signal_name)
       self._event.set()
 
   def _watch(self, read_fd: int) -> None:
@@ -99,6 +123,9 @@ class StopRequest:
         self._seen += 1
         if not self._armed or self._seen > 1:
           self._hard_stop(signum)
+        else:  # a thread of its own: waits for the log's lock instead of re-entering its stream
+          logging.warning("%s received: stopping after this step with a checkpoint.",
+                          signal.Signals(signum).name)
 
   def _hard_stop(self, signum: int) -> None:
     message = self._message(signal.Signals(signum).name)
@@ -109,12 +136,18 @@ class StopRequest:
         logging.warning("Cleanup before stopping failed: %s", e)
     # What atexit would do for multiprocessing: its finalizers unlink the semaphores of the
     # queues (else the resource tracker reports them as leaked) and stop child processes.
+    # A signal that lands while a data worker is being started leaves its finalizer joining a
+    # process that never started; multiprocessing prints that traceback: it goes to log.txt.
     from multiprocessing import util as mp_util
 
-    mp_util._exit_function()
+    with contextlib.redirect_stderr(io.StringIO()) as finalizers:
+      mp_util._exit_function()
+    if finalizers.getvalue():
+      logging.info("Exit handlers before stopping: %s", finalizers.getvalue())
     console.close()  # a progress line on the terminal ends first
     sys.stderr.flush()
     print(message, flush=True)
+    _kill_children_left()  # last: the main thread may be starting a worker until now
     os._exit(128 + signum)
 
   def __enter__(self) -> StopRequest:
