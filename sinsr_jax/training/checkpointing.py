@@ -14,6 +14,7 @@ nothing, since a training may own the folder.
 
 from __future__ import annotations
 
+import logging as logging_std
 import os
 import sys
 
@@ -134,11 +135,24 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
       f"0, or move them back to retry them")
 
 
+class _AbandonedReadTasks:
+  """Drops asyncio's "Task exception was never retrieved" for a failed checkpoint read's
+  sibling reads (the storage layer's errors), which the damage line already accounts for."""
+
+  drops_abandoned_reads = True
+
+  def filter(self, record) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not (str(record.msg).startswith("Task exception was never retrieved")
+                and error is not None and ("OCDBT" in str(error) or "zarr" in str(error)))
+
+
 def _quiet_abandoned_reads() -> None:
   """A read that fails part-way leaves the storage layer's other reads of that checkpoint
   running; as they finish, their callbacks find orbax's event loop closed and Python prints a
-  traceback for each (through ``sys.unraisablehook`` or, from tensorstore's threads,
-  ``sys.excepthook``), burying the one-line account of the damage. Only those are dropped."""
+  traceback for each (through ``sys.unraisablehook``, from tensorstore's threads through
+  ``sys.excepthook``, or as asyncio's "Task exception was never retrieved" log), burying the
+  one-line account of the damage. Only those are dropped."""
   def abandoned(error):
     return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
 
@@ -150,6 +164,9 @@ def _quiet_abandoned_reads() -> None:
         previous_unraisable(unraisable)
     unraisable_hook.drops_abandoned_reads = True
     sys.unraisablehook = unraisable_hook
+  if not any(getattr(f, "drops_abandoned_reads", False)
+             for f in logging_std.getLogger("asyncio").filters):
+    logging_std.getLogger("asyncio").addFilter(_AbandonedReadTasks())
   if not getattr(sys.excepthook, "drops_abandoned_reads", False):
     previous_except = sys.excepthook
 
