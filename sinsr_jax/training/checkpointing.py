@@ -153,28 +153,23 @@ def _quiet_abandoned_reads() -> None:
   traceback for each (through ``sys.unraisablehook``, from tensorstore's threads through
   ``sys.excepthook``, or as asyncio's "Task exception was never retrieved" log), burying the
   one-line account of the damage. Only those are dropped."""
-  def abandoned(error):
-    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+  def drop_abandoned(hook_name: str, error_of) -> None:
+    previous = getattr(sys, hook_name)
+    if getattr(previous, "drops_abandoned_reads", False):
+      return
 
-  if not getattr(sys.unraisablehook, "drops_abandoned_reads", False):
-    previous_unraisable = sys.unraisablehook
+    def hook(*args):
+      error = error_of(*args)
+      if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+        previous(*args)
+    hook.drops_abandoned_reads = True
+    setattr(sys, hook_name, hook)
 
-    def unraisable_hook(unraisable):
-      if not abandoned(unraisable.exc_value):
-        previous_unraisable(unraisable)
-    unraisable_hook.drops_abandoned_reads = True
-    sys.unraisablehook = unraisable_hook
-  if not any(getattr(f, "drops_abandoned_reads", False)
-             for f in logging_std.getLogger("asyncio").filters):
-    logging_std.getLogger("asyncio").addFilter(_AbandonedReadTasks())
-  if not getattr(sys.excepthook, "drops_abandoned_reads", False):
-    previous_except = sys.excepthook
-
-    def except_hook(kind, error, traceback):
-      if not abandoned(error):
-        previous_except(kind, error, traceback)
-    except_hook.drops_abandoned_reads = True
-    sys.excepthook = except_hook
+  drop_abandoned("unraisablehook", lambda unraisable: unraisable.exc_value)
+  drop_abandoned("excepthook", lambda kind, error, traceback: error)
+  asyncio_log = logging_std.getLogger("asyncio")
+  if not any(getattr(f, "drops_abandoned_reads", False) for f in asyncio_log.filters):
+    asyncio_log.addFilter(_AbandonedReadTasks())
 
 
 def _restore(manager, step: int, state_template, data_iterator):
