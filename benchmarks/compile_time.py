@@ -5,8 +5,9 @@
     python benchmarks/compile_time.py --timeout=300 --max-rss-gb=8 --out=/tmp/ct.json
 
 For SINSR, SINSR with its gradient branch (configs/sinsr.py:gradient_branch) and ESRGAN, at the
-quick width (``:quick``) and the paper width, with ``model.scan`` True and False, each
-measurement runs in a fresh process so that its peak RSS is its own:
+quick width (``:quick``) and the paper width, in the layouts ``scan`` (``model.scan``),
+``unrolled`` and ``remat`` (scanned with ``model.remat``: each block's activations recomputed in
+the backward pass), each measurement runs in a fresh process so that its peak RSS is its own:
 
 - ``gan``: the product's data-parallel GAN step (G+D, convex loss, Adam, EMA; train.setup_steps)
   on a random batch, the perceptual term off; paper width at batch 4 of 128 px, quick width at
@@ -35,13 +36,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MODELS = {"sinsr": ("configs/sinsr.py", ""), "sinsr_gb": ("configs/sinsr.py", "gradient_branch"),
           "esrgan": ("configs/baselines/esrgan.py", "")}
+WIDTHS, WHAT, LAYOUTS = ("quick", "paper"), ("gan", "inference"), ("scan", "unrolled", "remat")
 
 
 def _parse(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--models", default="sinsr,sinsr_gb,esrgan")
   p.add_argument("--widths", default="quick,paper")
-  p.add_argument("--layouts", default="scan,unrolled")
+  p.add_argument("--layouts", default="scan,unrolled", help="of scan, unrolled, remat")
   p.add_argument("--what", default="gan,inference")
   p.add_argument("--steps", type=int, default=3, help="GAN steps timed after the first")
   p.add_argument("--tile", type=int, default=64, help="inference LR tile side, px")
@@ -90,7 +92,8 @@ def _measure(spec: dict) -> dict:
   from sinsr_jax.training import parallel, steps, train
 
   config = load_config(spec["model"], spec["width"])
-  config.model.scan = spec["layout"] == "scan"
+  config.model.scan = spec["layout"] in ("scan", "remat")
+  config.model.remat = spec["layout"] == "remat"
   base = _rss_gb()
   rng = np.random.default_rng(0)
   s, c = config.data.scale, config.model.channels
@@ -178,6 +181,11 @@ def main(argv=None) -> int:
     out["child_peak_gb"] = _rss_gb()
     print(json.dumps(out), flush=True)
     return 0
+  for name, given, known in (("--models", a.models, MODELS), ("--widths", a.widths, WIDTHS),
+                             ("--what", a.what, WHAT), ("--layouts", a.layouts, LAYOUTS)):
+    unknown = sorted(set(given.split(",")) - set(known))
+    if unknown:
+      sys.exit(f"{name}: unknown {', '.join(unknown)} (known: {', '.join(known)})")
   results = []
   print("model | width | what | layout | compile s | peak RSS GB | step s | note", flush=True)
   for model in a.models.split(","):

@@ -152,3 +152,18 @@ def test_inference_benchmark_runs_jax_and_torch_side_by_side(tmp_path):
   (row,) = json.loads(out.read_text())["rows"]
   assert row["output_mpix"] == pytest.approx((16 * 4) ** 2 / 1e6)
   assert row["jax"]["mpix_per_s"] > 0 and row["jax_over_torch_eager"] > 0
+
+
+@pytest.mark.slow
+def test_compile_time_benchmark_measures_each_layout_in_its_own_process(tmp_path):
+  out = tmp_path / "compile.json"
+  result = _run_benchmark("benchmarks/compile_time.py", "--models=esrgan", "--widths=quick",
+                          "--what=inference", "--layouts=remat", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  (row,) = json.loads(out.read_text())["results"]
+  assert row["layout"] == "remat" and row["compile_s"] > 0
+  assert row["peak_rss_gb"] >= row["base_gb"] > 0  # the child's own high-water mark
+  assert "esrgan | quick | inference | remat |" in result.stdout
+  typo = _run_benchmark("benchmarks/compile_time.py", "--layouts=scaned", f"--out={out}")
+  assert typo.returncode == 1
+  assert typo.stderr.strip() == "--layouts: unknown scaned (known: scan, unrolled, remat)"
