@@ -30,6 +30,9 @@ from absl import flags  # noqa: E402
 flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags; pytest never parses them
 
 
+CACHE_MIN_COMPILE_SECS = 1.0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
   """Share compiled steps between the tests' training runs (same HLO, no recompile).
@@ -37,6 +40,11 @@ def compilation_cache(tmp_path_factory):
   Subprocesses (the command lines under test) and the other pytest-xdist workers share it too,
   and none writes to the user's own cache (sinsr_jax/runtime/compile_cache.py). A size bound
   makes JAX lock the folder around each read and write, which concurrent processes need.
+
+  Only programs that take a second or more to compile are written (JAX's default): each write
+  scans the whole folder under that lock to decide on evictions, so caching the millisecond
+  compiles of eager operations too made a 150-step test 3-10x slower once the suite's cache held
+  a few thousand entries. The environment carries the settings to the command lines under test.
   """
   base = tmp_path_factory.getbasetemp()
   shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
@@ -46,7 +54,9 @@ def compilation_cache(tmp_path_factory):
   jax.config.update("jax_compilation_cache_max_size", 16 << 30)
   os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
   os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(16 << 30)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(CACHE_MIN_COMPILE_SECS)
+  os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECS)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 

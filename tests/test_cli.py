@@ -14,9 +14,7 @@ def _main(*args, env=None):
 
   # Reuse the suite's persistent compilation cache: same steps, no second compile.
   env = {**os.environ, "PYTHONPATH": str(REPO),
-         "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
-         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1", **(env or {})}
+         "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir, **(env or {})}
   return subprocess.run([sys.executable, "-m", "sinsr_jax.main", *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
 

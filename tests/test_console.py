@@ -200,9 +200,7 @@ def _cli_env():
 
   from conftest import REPO
   return REPO, {**os.environ, "PYTHONPATH": str(REPO),
-                "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
-                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+                "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir}
 
 
 def _run_flags(data_dir, workdir):

@@ -40,9 +40,7 @@ def _two_processes(data_dir, workdir, num_steps: int):
   # off, since cached CPU executables can hang gloo collectives.
   env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": os.environ["XLA_FLAGS"].replace("device_count=4", "device_count=2"),
-         "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
-         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+         "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir}
   procs = [subprocess.Popen([sys.executable, "-m", "sinsr_jax.main", *flags, f"--process_id={i}"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True) for i in range(2)]

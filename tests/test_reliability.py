@@ -54,9 +54,7 @@ def _start(data_dir, workdir, *extra, env=None):
            f"--config.train.eval_every={STEPS}", "--config.train.log_every=1",
            f"--config.train.image_every={STEPS}", "--config.data.eval_max_images=2", *extra]
   env = {**os.environ, "PYTHONPATH": str(REPO),
-         "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
-         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1", **(env or {})}
+         "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir, **(env or {})}
   return subprocess.Popen([sys.executable, "-m", "sinsr_jax.main", *flags], cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
