@@ -18,6 +18,7 @@ def test_input_pipeline_benchmark_runs(tiny_data_dir, tmp_path):
        "--config.data.builder_config=tiny", f"--config.data.data_dir={tiny_data_dir}",
        "--config.data.patch_size=32", "--config.data.num_workers=1",
        "--config.model.stem_width=8", "--config.model.width=8", "--config.model.growth=4",
+       "--config.model.attention=none",  # the input pipeline is under test, not the model
        "--config.discriminator.width=4", "--config.discriminator.stage_widths=(8,8,16,16)",
        "--config.train.batch_size=4", "--batches=3", "--steps=1", f"--out={out}"],
       cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
@@ -54,6 +55,7 @@ def test_loss_terms_benchmark_runs(tmp_path):
        "--config.data.patch_size=32", "--config.train.batch_size=4",
        "--config.train.num_steps=3", "--config.train.pretrain_steps=1",
        "--config.model.stem_width=8", "--config.model.width=8", "--config.model.growth=4",
+       "--config.model.attention=none",  # the loss is under test: CBAM would double the compiles
        "--config.discriminator.width=4", "--config.discriminator.stage_widths=(8,8,16,16)",
        "--vgg_widths=4,8,8,8,8", "--repeats=1", f"--out={out}"],
       cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,

@@ -229,6 +229,7 @@ def test_a_run_console_is_short_and_log_txt_holds_the_metrics(tiny_data_dir, tmp
   log = (tmp_path / "log.txt").read_text()
   assert "logging_writer.py" in log and "] [2] d_accuracy=" in log and "val/psnr_db=" in log
   assert "Final metrics: {'step': 2" in log
+  assert "leaked" not in log  # the resource tracker writes to log.txt: a clean exit leaks nothing
 
 
 @pytest.mark.slow

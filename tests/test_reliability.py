@@ -125,7 +125,7 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_
   manager.close()
   # And SIGKILL once more, at a random later moment.
   proc = _start(tiny_data_dir, faulty)
-  time.sleep(np.random.default_rng().uniform(5, 25))
+  time.sleep(np.random.default_rng().uniform(4, 16))
   proc.kill()
   proc.wait(timeout=60)
   final = _start(tiny_data_dir, faulty)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -56,14 +57,18 @@ def test_stopped_and_resumed_run_equals_uninterrupted_run(tiny_data_dir, tmp_pat
   assert json.load(open(os.path.join(straight, "config.json")))["data"]["scale"] == 4
 
 
-def test_evaluate_mode_scores_the_newest_checkpoint(tiny_data_dir, tmp_path):
-  config = tiny_config(tiny_data_dir, num_steps=2, pretrain_steps=2)
-  workdir = str(tmp_path / "run")
-  record = train.train_and_evaluate(config, workdir)
+def test_evaluate_mode_scores_the_newest_checkpoint(trained_tiny_run, tiny_data_dir, tmp_path):
+  # The suite's shared run (conftest.trained_tiny_run: 3 steps), copied before writing into it.
+  config = tiny_config(tiny_data_dir, num_steps=3, pretrain_steps=2, eval_every=3,
+                       checkpoint_every=3)
+  workdir = str(shutil.copytree(trained_tiny_run, tmp_path / "run"))
+  with open(os.path.join(workdir, "metrics.json")) as f:
+    record = json.load(f)
   config.data.eval_split = "test"
   scored = train.evaluate(config, workdir)
-  assert scored["step"] == 2 and scored["split"] == "test"
+  assert scored["step"] == 3 and scored["split"] == "test"
   assert os.path.exists(os.path.join(workdir, "eval_test.json"))
   config.data.eval_split = "validation"
   again = train.evaluate(config, workdir)
+  assert again["step"] == record["step"] == 3
   assert again["psnr_db"] == record["psnr_db"]

@@ -42,10 +42,9 @@ def newest_checkpoint_on_disk(workdir: str | None) -> int | None:
 
 
 def _kill_children_left() -> None:
-  """Kills the child processes the cleanups left: a data worker the main thread was still
-  starting when the signal came would read a cut-off start-up message once this process is gone
-  and print a traceback ("EOFError: Ran out of input"). multiprocessing's resource tracker is
-  spared: it outlives this process to unlink what the workers shared. Linux only (/proc)."""
+  """Kills the child processes the cleanups left (a data worker still importing would print a
+  traceback once this process is gone). multiprocessing's resource tracker is spared: it
+  outlives this process to unlink what the workers shared. Linux only (/proc)."""
   from multiprocessing import resource_tracker
 
   tracker = getattr(getattr(resource_tracker, "_resource_tracker", None), "_pid", None)
@@ -61,6 +60,31 @@ def _kill_children_left() -> None:
       os.kill(pid, signal.SIGKILL)
     except OSError:  # already gone
       pass
+
+
+# Held while a child process is being started. A spawned child reads its start-up data from a
+# pipe the parent writes right after creating it; a prompt stop between the two made the child
+# print "EOFError: Ran out of input". The stop takes this lock and keeps it: a start under way
+# finishes (milliseconds), the next one waits until the process is gone.
+_STARTING_CHILD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _child_starts_guarded():
+  """Wraps multiprocessing's spawn start-up (what grain's workers use) in ``_STARTING_CHILD``."""
+  from multiprocessing import popen_spawn_posix
+
+  original = popen_spawn_posix.Popen._launch
+
+  def launch(self, process_obj):
+    with _STARTING_CHILD:
+      return original(self, process_obj)
+
+  popen_spawn_posix.Popen._launch = launch
+  try:
+    yield
+  finally:
+    popen_spawn_posix.Popen._launch = original
 
 
 class StopRequest:
@@ -81,6 +105,7 @@ class StopRequest:
     self._pipe = None
     self._previous_fd = -1
     self._watcher = None
+    self._guard = contextlib.ExitStack()
     self.signal_name = ""
 
   def arm(self) -> None:
@@ -128,6 +153,7 @@ class StopRequest:
                           signal.Signals(signum).name)
 
   def _hard_stop(self, signum: int) -> None:
+    _STARTING_CHILD.acquire(timeout=10)  # kept: a start under way ends, no other one begins
     message = self._message(signal.Signals(signum).name)
     for cleanup in reversed(self._cleanups):
       try:
@@ -136,8 +162,7 @@ class StopRequest:
         logging.warning("Cleanup before stopping failed: %s", e)
     # What atexit would do for multiprocessing: its finalizers unlink the semaphores of the
     # queues (else the resource tracker reports them as leaked) and stop child processes.
-    # A signal that lands while a data worker is being started leaves its finalizer joining a
-    # process that never started; multiprocessing prints that traceback: it goes to log.txt.
+    # Anything they print (a finalizer of a worker that failed to start) goes to log.txt.
     from multiprocessing import util as mp_util
 
     with contextlib.redirect_stderr(io.StringIO()) as finalizers:
@@ -147,7 +172,7 @@ class StopRequest:
     console.close()  # a progress line on the terminal ends first
     sys.stderr.flush()
     print(message, flush=True)
-    _kill_children_left()  # last: the main thread may be starting a worker until now
+    _kill_children_left()
     os._exit(128 + signum)
 
   def __enter__(self) -> StopRequest:
@@ -155,6 +180,7 @@ class StopRequest:
     signals = (signal.SIGINT,) if jax.process_count() > 1 else (signal.SIGTERM, signal.SIGINT)
     if threading.current_thread() is not threading.main_thread():  # handlers only work there
       return self
+    self._guard.enter_context(_child_starts_guarded())
     for signum in signals:
       self._previous[signum] = signal.signal(signum, self._handle)
     self._pipe = os.pipe()
@@ -176,6 +202,7 @@ class StopRequest:
       for fd in self._pipe:
         os.close(fd)
       self._pipe = None
+    self._guard.close()
 
   def should_stop(self, step: int) -> bool:
     if jax.process_count() > 1:
