@@ -173,7 +173,8 @@ def _psnr(sr, hr):
 @pytest.mark.parametrize("name", ["sinsr", "vdsr", "srresnet", "esrgan", "spsr", "swinir",
                                   "dsrvae"])
 def test_generator_overfits_a_fixed_batch(name, fixed_batch):
-  """300 Adam steps on pixel L1: at least 5 dB over the start and 3 dB over bicubic."""
+  """Adam on pixel L1 (300 steps; fewer for the models measured well past the bar: SINSR 30.4 dB
+  at 150, SPSR 29.2 at 200, bicubic 21.7): at least 5 dB over the start and 3 over bicubic."""
   lr, hr = fixed_batch
   g = models.create_generator(name, scale=4, channels=1, **TINY_G[name])
   params, state = split_variables(g.init(jax.random.PRNGKey(0), jnp.asarray(lr)))
@@ -193,7 +194,7 @@ def test_generator_overfits_a_fixed_batch(name, fixed_batch):
 
   psnr = lambda p, s: _psnr(_sr(apply_model(g, p, s, lr, train=False)[0]), hr)  # noqa: E731
   start = psnr(params, state)
-  for _ in range(300):
+  for _ in range({"sinsr": 150, "spsr": 200}.get(name, 300)):
     params, state, opt_state = step(params, state, opt_state)
   end, bicubic = psnr(params, state), _psnr(degradations.bicubic_upscale(lr, 4), hr)
   assert end > start + 5 and end > bicubic + 3, (start, end, bicubic)

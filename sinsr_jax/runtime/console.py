@@ -350,24 +350,6 @@ def close() -> None:
   _current.close()
 
 
-def _resource_tracker_writes_to(path: str) -> None:
-  """Starts multiprocessing's resource tracker with its stderr on ``path``, unless it runs
-  already. It outlives the process to unlink what data workers shared; when a prompt stop kills
-  a worker that was still starting, it warns of that worker's semaphores as it unlinks them,
-  after the stop's last line: the log keeps that, the console does not."""
-  from multiprocessing import resource_tracker
-
-  saved = os.dup(2)
-  target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-  try:
-    os.dup2(target, 2)
-    resource_tracker.ensure_running()
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(target)
-
-
 def route_logs(workdir: str, *, verbosity: int = 0, process_index: int = 0,
                stream: TextIO | None = None) -> Progress:
   """Sends every log record to ``workdir/log.txt`` and sets up the console (module docstring);
@@ -375,6 +357,8 @@ def route_logs(workdir: str, *, verbosity: int = 0, process_index: int = 0,
   training's own check then names the problem."""
   global _current, _quiet
   from absl import logging as absl_logging
+
+  from sinsr_jax.runtime import resource_tracker_log
 
   stream = stream or sys.stderr
   root = logging.getLogger()
@@ -384,7 +368,7 @@ def route_logs(workdir: str, *, verbosity: int = 0, process_index: int = 0,
                                   encoding="utf-8")
     to_file.setFormatter(absl_logging.PythonFormatter())
     root.addHandler(to_file)
-    _resource_tracker_writes_to(to_file.baseFilename)
+    resource_tracker_log.start(to_file.baseFilename)
   except OSError:
     pass
   logging.captureWarnings(True)  # Python warnings become records: log.txt and the console
