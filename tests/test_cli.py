@@ -10,11 +10,8 @@ from conftest import REPO
 
 
 def _main(*args, env=None):
-  import jax
-
-  # Reuse the suite's persistent compilation cache: same steps, no second compile.
-  env = {**os.environ, "PYTHONPATH": str(REPO),
-         "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir, **(env or {})}
+  # os.environ carries the suite's compilation cache (conftest): same steps, no second compile.
+  env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
   return subprocess.run([sys.executable, "-m", "sinsr_jax.main", *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
 
@@ -24,6 +21,7 @@ def _tiny_flags(data_dir):
           f"--config.data.data_dir={data_dir}", "--config.data.patch_size=32",
           "--config.data.num_workers=0", "--config.data.eval_max_images=2",
           "--config.model.stem_width=8", "--config.model.width=8", "--config.model.growth=4",
+          "--config.model.attention=none",
           "--config.discriminator.width=4", "--config.discriminator.stage_widths=(8,8,16,16)",
           "--config.train.batch_size=4", "--config.train.num_steps=2",
           "--config.train.pretrain_steps=1"]
@@ -31,11 +29,13 @@ def _tiny_flags(data_dir):
 
 @pytest.mark.slow
 def test_cli_trains_and_reports_against_bicubic(tiny_data_dir, tmp_path):
-  result = _main(*_tiny_flags(tiny_data_dir), f"--workdir={tmp_path}")
+  # The default model, CBAM attention on: the one end-to-end training of it in the suite.
+  flags = [*_tiny_flags(tiny_data_dir), "--config.model.attention=cbam"]
+  result = _main(*flags, f"--workdir={tmp_path}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert "SR PSNR" in result.stdout and "bicubic PSNR" in result.stdout
   assert (tmp_path / "metrics.json").exists()
-  evaluated = _main(*_tiny_flags(tiny_data_dir), f"--workdir={tmp_path}", "--mode=evaluate")
+  evaluated = _main(*flags, f"--workdir={tmp_path}", "--mode=evaluate")
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   assert "step 2:" in evaluated.stdout
 

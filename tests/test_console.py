@@ -196,11 +196,8 @@ def test_verbose_keeps_absl_console_and_other_processes_show_no_progress(
 
 
 def _cli_env():
-  import jax
-
   from conftest import REPO
-  return REPO, {**os.environ, "PYTHONPATH": str(REPO),
-                "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir}
+  return REPO, {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def _run_flags(data_dir, workdir):

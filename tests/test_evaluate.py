@@ -200,8 +200,9 @@ def test_cli_table_and_clear_errors(trained_run, tmp_path, ledger):
   (other / "config.json").write_text(json.dumps(config))
   refused = _evaluate_cli(f"--run={other}", f"--out={out}", "--lpips=none")
   assert refused.returncode == 1
-  assert "params.down_up.RRDB_0.CBAM_0.mlp_hidden.bias of shape (1,), the config " \
-         "builds (2,): it was written by another model or configuration" in refused.stderr
+  assert "params.down_up.RRDB_0.ResidualDenseBlock_0.Conv_0.kernel of shape (3, 3, 8, 4), the " \
+         "config builds (3, 3, 16, 4): it was written by another model or configuration" \
+         in refused.stderr
   assert "Traceback" not in refused.stderr
   ledger.tried("evaluate: missing run, not a run, unknown split, foreign checkpoint", 4)
 
