@@ -118,13 +118,16 @@ def test_cli_adapt_save_leaves_the_source_run_untouched(trained_tiny_run, tmp_pa
   decision = [line for line in adapted.stdout.splitlines() if line.startswith("Adapted weights ")]
   kept = decision[0].startswith("Adapted weights kept (step ")
   assert kept or decision[0].startswith("Adapted weights discarded"), adapted.stdout
-  with open(tmp_path / "o1" / "a_x4.tif.json") as f:
-    recorded = json.load(f)["provenance"]["adaptation"]
+  making = lambda d: json.loads((tmp_path / d / "a_x4.tif.json").read_text())["provenance"]  # noqa: E731
+  recorded = making("o1")["adaptation"]
   assert recorded["kept"] is kept and recorded["steps"] == 3 and recorded["seed"] == 5
   assert set(recorded["heldout_psnr_db"]) == {"bicubic", "unadapted", "checks"}
+  # ZSSR's test-time recipe comes with --adapt: self-ensemble and LR consistency.
+  assert all(making("o1")["test_time"].values()), making("o1")["test_time"]
   assert _digest(trained_tiny_run) == before  # nothing of the source run changed
-  again = _upscale("--run=mine", "--out=o2", "--quiet", "a.tif", cwd=tmp_path)
-  plain = _upscale("--out=o3", *args, cwd=tmp_path)
+  refined = ("--ensemble", "--consistency")
+  again = _upscale("--run=mine", "--out=o2", "--quiet", *refined, "a.tif", cwd=tmp_path)
+  plain = _upscale("--out=o3", *refined, *args, cwd=tmp_path)
   assert again.returncode == 0 and plain.returncode == 0, again.stderr + plain.stderr
   read = lambda d: micrographs.read(str(tmp_path / d / "a_x4.tif")).pixels  # noqa: E731
   np.testing.assert_array_equal(read("o1"), read("o2"))  # the saved run is the adapted one

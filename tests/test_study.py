@@ -98,8 +98,8 @@ def test_verdict_compares_the_best_sinsr_run_and_the_best_baseline_image_by_imag
 def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_path):
   tiny = ["data.builder_config=tiny", f"data.data_dir={tiny_data_dir}", "data.patch_size=32",
           "data.num_workers=0", "data.eval_max_images=2", "model.stem_width=8", "model.width=8",
-          "model.growth=4", "discriminator.width=4", "discriminator.stage_widths=(8,8,16,16)",
-          "train.batch_size=4"]
+          "model.growth=4", "model.attention=none", "discriminator.width=4",
+          "discriminator.stage_widths=(8,8,16,16)", "train.batch_size=4"]
   # 2 steps: the pixel-loss phase only (the GAN phase of every model: test_baselines, test_cli).
   common = ["--budget=smoke", "--steps=2", f"--root={tmp_path}/study",
             "--only=sinsr,bicubic,no_ssim",

@@ -48,6 +48,10 @@ _FIGURES = flags.DEFINE_integer("figures", 3, "Number of comparison figures (0 =
 _BICUBIC = flags.DEFINE_bool("bicubic", True, "Score MATLAB bicubic beside the runs.")
 _ADAPT = flags.DEFINE_integer("adapt", 0, "Also score each run adapted to each LR image for "
                               "this many steps, as upscale --adapt does (0 = off).")
+_ENSEMBLE = flags.DEFINE_bool("ensemble", None, "Score the runs with geometric self-ensemble "
+                               "(as upscale --ensemble). Default: on for the +adapt rows only.")
+_CONSISTENCY = flags.DEFINE_bool("consistency", None, "Score the runs with LR consistency (as "
+                                 "upscale --consistency). Default: on for the +adapt rows only.")
 _IMAGES = flags.DEFINE_multi_string(
     "images", [], "Your own HR micrographs (files, globs, folders) to score on instead of "
     "--split: the image area above each databar, whole unless --crop.")
@@ -149,27 +153,30 @@ def score(sr, pair: dict, scale: int, lpips=None) -> dict[str, float]:
   return record
 
 
-def score_run(run, pairs: list[dict], lpips, keep: set[int], classes,
-              adapt=None) -> tuple[list, dict, float]:
+def score_run(run, pairs: list[dict], lpips, keep: set[int], classes, adapt=None,
+              refinements=None, degradation=None) -> tuple[list, dict, float]:
   """(per-image records, {index: SR image} for ``keep``, seconds spent compiling).
 
   ``adapt``: adaptation.Settings to fine-tune the run on each LR image before upscaling it (the
-  upscale tool's --adapt); the time then includes the adaptation.
+  upscale tool's --adapt); the time then includes the adaptation. ``refinements``:
+  test_time.Settings (self-ensemble, LR consistency with ``degradation``, the pairs' own).
   """
   import jax
   import numpy as np
   from tqdm import tqdm
 
-  from sinsr_jax.inference import adaptation
+  from sinsr_jax.inference import adaptation, test_time
 
-  sr_fn = run.sr_fn()
+  refine = lambda fn: fn if refinements is None else test_time.refine(  # noqa: E731
+      fn, run.scale, refinements, degradation)
+  sr_fn = refine(run.sr_fn())
   compiled, compile_s, records, kept = set(), 0.0, [], {}
   for i, pair in enumerate(tqdm(pairs, desc=run.label, unit="image", disable=None)):
     lr = pair["lr"][None]
     decision = {}
     if adapt is not None:
       adapted = adaptation.adapt(run, [pair["lr"]], adapt)
-      sr_fn, decision = adapted.run.sr_fn(), {"adaptation": adapted.describe()}
+      sr_fn, decision = refine(adapted.run.sr_fn()), {"adaptation": adapted.describe()}
       compiled.discard(lr.shape)
     if lr.shape not in compiled:  # the first call of a shape compiles: keep it out of the timing
       start = time.perf_counter()
@@ -263,11 +270,14 @@ def header_lines(data, pairs, runs_, lpips_line: str, seed: int,
 def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir: str,
              max_images: int = 0, crop: int = -1, data_dir: str | None = None,
              seed: int | None = None, lpips: str = "auto", figures: int = 3,
-             bicubic: bool = True, images: list[str] | None = None, adapt: int = 0) -> dict:
+             bicubic: bool = True, images: list[str] | None = None, adapt: int = 0,
+             ensemble: bool | None = None, consistency: bool | None = None) -> dict:
   """Scores the runs (and bicubic) and writes the tables and figures; returns results.json.
 
   ``images``: the user's own micrographs to score on instead of the dataset's ``split``.
   ``adapt``: also score each trained run adapted to each LR image for this many steps.
+  ``ensemble``, ``consistency``: the trained runs' test-time refinements (None: on for the
+  +adapt rows only, as upscale --adapt has them).
   """
   import numpy as np
 
@@ -275,6 +285,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
   from sinsr_jax.errors import UserError
   from sinsr_jax.evaluation import figures as figs
   from sinsr_jax.evaluation import image_folder, report
+  from sinsr_jax.inference import test_time
   from sinsr_jax.runtime.files import ensure_writable_dir
   from sinsr_jax.training import runs
 
@@ -313,19 +324,23 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
       r.config.model.name != "bicubic" for r in loaded) else []) + loaded
   keep = set(figure_indices(pairs, classes, figures))
 
-  scored = [(run, None) for run in entries]
+  plain, adapting = (test_time.chosen(on, ensemble, consistency) for on in (False, True))
+  trained = lambda run: run.config.model.name != "bicubic"  # noqa: E731
+  scored = [(dataclasses.replace(run, label=run.label + plain.suffix()) if trained(run) else run,
+             None, plain if trained(run) else None) for run in entries]
   if adapt:
     from sinsr_jax.inference import adaptation
 
     settings = adaptation.Settings(steps=adapt, seed=seed)
-    scored += [(dataclasses.replace(run, label=f"{run.label} +adapt {adapt}"), settings)
-               for run in loaded if run.config.model.name != "bicubic"]
+    scored += [(dataclasses.replace(run, label=f"{run.label} +adapt {adapt}{adapting.suffix()}"),
+                settings, adapting) for run in loaded if trained(run)]
+  degradation = input_pipeline.degradation_from_config(data)
   per_image, srs, compile_s = {}, {}, {}
-  for run, settings in scored:
+  for run, settings, refinements in scored:
     per_image[run.label], srs[run.label], compile_s[run.label] = score_run(
-        run, pairs, lpips_model, keep, classes, settings)
+        run, pairs, lpips_model, keep, classes, settings, refinements, degradation)
   rows = report.summarise(per_image)
-  params = {r.label: r.num_params for r, _ in scored}
+  params = {r.label: r.num_params for r, _, _ in scored}
   header = header_lines(data, pairs, entries, lpips_line, seed, images)
   if adapt:
     header.append(f"- +adapt {adapt}: the run fine-tuned for {adapt} steps on pairs cut from "
@@ -335,10 +350,14 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
                       f"{label} on {sum(r['adaptation']['kept'] for r in records)} of "
                       f"{len(records)} images" for label, records in per_image.items()
                       if records and "adaptation" in records[0]) + ".")
+  if any(r.suffix() for r in (plain, adapting if adapt else plain)):
+    header.append("- +ens: geometric self-ensemble (the mean over the LR image's 8 flips and "
+                  "rotations); +cons: LR consistency (the SR image projected onto those whose "
+                  "degradation is the LR image), as upscale --ensemble / --consistency.")
   paths = report.write_all(out_dir, rows, header, params, {
       "compile_s": compile_s, "per_image": per_image,
       "runs": {r.label: {"workdir": r.workdir, "step": r.step, "model": r.config.model.name}
-               for r, _ in scored}})
+               for r, _, _ in scored}})
 
   if keep:
     figure_dir = os.path.join(out_dir, "figures")
@@ -371,7 +390,8 @@ def main(argv: list[str]) -> None:
     result = evaluate(_RUN.value, labels=_LABEL.value, split=_SPLIT.value, out_dir=_OUT.value,
                       max_images=_MAX_IMAGES.value, crop=_CROP.value, data_dir=_DATA_DIR.value,
                       seed=_SEED.value, lpips=_LPIPS.value, figures=_FIGURES.value,
-                      bicubic=_BICUBIC.value, images=_IMAGES.value, adapt=_ADAPT.value)
+                      bicubic=_BICUBIC.value, images=_IMAGES.value, adapt=_ADAPT.value,
+                      ensemble=_ENSEMBLE.value, consistency=_CONSISTENCY.value)
   except UserError as e:
     _fail(str(e))
   except Exception as e:  # a failure no check foresaw: one line, the traceback in OUT/log.txt

@@ -66,6 +66,13 @@ _ADAPT_LAYERS = flags.DEFINE_enum("adapt-layers", None, ["all", "head"], "--adap
                                   "the default).")
 _ADAPT_SAVE = flags.DEFINE_string("adapt-save", None, "Keep the adapted weights as a run folder "
                                   "that --run accepts later.")
+_ENSEMBLE = flags.DEFINE_bool("ensemble", None, "Geometric self-ensemble: the mean of the "
+                               "model's outputs for the 8 flips/rotations of each tile (8x the "
+                               "time). Default: on with --adapt (ZSSR's recipe), else off.")
+_CONSISTENCY = flags.DEFINE_bool("consistency", None, "Project each output onto the images whose "
+                                 "downscale (the run's degradation) is the input: removes errors "
+                                 "at the input's own frequencies. Default: on with --adapt, "
+                                 "else off.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of --adapt's crops and degradations.")
 _PIXEL_SIZE = flags.DEFINE_string("pixel-size", None, "Pixel size of inputs whose metadata has "
                                   "none, e.g. 5nm, 0.8um, 543pm (files with their own keep it).")
@@ -116,15 +123,21 @@ def _load_run(run_arg: str, scale: int | None):
 
 
 def _model(run, adaptation=None):
-  from sinsr_jax.inference import upscaling
+  from sinsr_jax.data import input_pipeline
+  from sinsr_jax.inference import test_time, upscaling
 
   sr_fn = run.sr_fn()
+  multiple = upscaling.size_multiple(sr_fn, run.channels)
+  refinements = test_time.chosen(bool(_ADAPT.value), _ENSEMBLE.value, _CONSISTENCY.value)
+  degradation = (input_pipeline.degradation_from_config(run.config.data)
+                 if run.workdir else None)  # bicubic: plain MATLAB resize
+  sr_fn = test_time.refine(sr_fn, run.scale, refinements, degradation)
   kept = adaptation is not None and adaptation.kept
-  return upscaling.Model(sr_fn, run.scale, run.channels,
-                         upscaling.size_multiple(sr_fn, run.channels),
-                         label=run.label + (" adapted" if kept else ""),
+  return upscaling.Model(sr_fn, run.scale, run.channels, multiple,
+                         label=run.label + (" adapted" if kept else "") + refinements.suffix(),
                          run_dir=run.workdir or "", step=run.step if run.workdir else None,
-                         adaptation=None if adaptation is None else adaptation.describe())
+                         adaptation=None if adaptation is None else adaptation.describe(),
+                         test_time=refinements.describe())
 
 
 def _adapt_settings():

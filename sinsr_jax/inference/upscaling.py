@@ -63,6 +63,7 @@ class Model:
   run_dir: str = ""  # the training run's folder; "" for bicubic
   step: int | None = None  # the checkpoint's step
   adaptation: dict | None = None  # upscale --adapt: its settings, decision and held-out PSNRs
+  test_time: dict | None = None  # self-ensemble and LR consistency (inference.test_time)
 
 
 def size_multiple(sr_fn: Callable, channels: int) -> int:
@@ -164,6 +165,7 @@ def upscale_file(source: str, dest: str, model: Model, settings: Settings,
             model.run_dir else None, "checkpoint_step": model.step, "scale": model.scale,
             "tile": settings.tile, "context": settings.context, "blend": settings.blend,
             **({"adaptation": model.adaptation} if model.adaptation is not None else {}),
+            **({"test_time": model.test_time} if model.test_time is not None else {}),
             **(package if package is not None else calibration.package_provenance())}
   description = calibration.record(
       source=source, output=dest, shape=pixels.shape[:2], dtype=str(pixels.dtype),
