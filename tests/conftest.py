@@ -88,17 +88,10 @@ def trained_tiny_run(tiny_data_dir, tmp_path_factory) -> pathlib.Path:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
   """The tests that read ``trained_tiny_run`` share one xdist worker (``--dist loadgroup``), so
-  the run is trained once per suite, not once per worker.
-
-  The long tests (slow, or in that group) run first: pytest-xdist hands out work in collection
-  order, and a minutes-long test collected last keeps one worker busy while the other idles;
-  the many short tests at the end fill in evenly."""
+  the run is trained once per suite, not once per worker."""
   for item in items:
     if "trained_tiny_run" in getattr(item, "fixturenames", ()):
       item.add_marker(pytest.mark.xdist_group("trained_tiny_run"))
-  long = lambda item: bool(item.get_closest_marker("slow") or  # noqa: E731
-                           item.get_closest_marker("xdist_group"))
-  items.sort(key=lambda item: not long(item))  # stable: file order within each part
 
 
 def tiny_config(data_dir: str, **train_overrides):

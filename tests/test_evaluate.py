@@ -253,3 +253,34 @@ def test_evaluate_on_a_folder_of_the_users_micrographs(trained_run, tmp_path, le
   with pytest.raises(UserError, match="small.png: image area 40x40 px is smaller than 64 px"):
     evaluate.evaluate([str(trained_run / "a")], labels=[], split="test", out_dir=str(out),
                       lpips="none", figures=0, images=[str(none)])
+
+
+@pytest.mark.slow
+def test_evaluate_adapt_and_test_time_rows(trained_run, tmp_path):
+  """--adapt rows (fine-tuned per image, then ZSSR's refinements) and --ensemble on the plain
+  rows; the self-ensembled row scores what an independent 8-pose average gives."""
+  from test_micrograph_files import _content
+  from test_test_time import _reference_ensemble
+
+  from sinsr_jax.data import input_pipeline
+
+  folder = tmp_path / "mine"
+  folder.mkdir()
+  Image.fromarray(_content(np.random.default_rng(1), 256, 256)).save(folder / "frame.png")
+  result = evaluate.evaluate([str(trained_run / "a")], labels=["mine"], split="test",
+                             out_dir=str(tmp_path / "out"), lpips="none", figures=0,
+                             images=[str(folder)], adapt=2, ensemble=True)
+  assert list(result["per_image"]) == ["bicubic", "mine +ens", "mine +adapt 2 +ens +cons"]
+  assert "adaptation" in result["per_image"]["mine +adapt 2 +ens +cons"][0]
+  source = runs.load(str(trained_run / "a"))
+  data = evaluate.data_config(source.config, split="images", max_images=0, crop=0,
+                              data_dir=None)
+  hr = np.asarray(Image.open(folder / "frame.png"), np.float32)[..., None] / 255.0
+  lr = input_pipeline.degradation_from_config(data)(
+      hr, np.random.default_rng([source.config.seed, 7919, 0]))
+  sr_fn = source.sr_fn()
+  expected = _reference_ensemble(lambda x: np.asarray(sr_fn(x)), lr[None])
+  psnr = float(metrics.psnr_db(np.clip(expected, 0, 1), hr[None], crop_border=4)[0])
+  assert result["per_image"]["mine +ens"][0]["psnr_db"] == pytest.approx(psnr, abs=1e-3)
+  text = (tmp_path / "out" / "results.md").read_text()
+  assert "+ens: geometric self-ensemble" in text and "+adapt 2: the run fine-tuned" in text
