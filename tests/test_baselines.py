@@ -1,43 +1,52 @@
-"""Every model of the zoo trains through the command line from its config (tiny settings)."""
+"""Every baseline's quick config trains (pixel-loss and GAN phases) and reports against bicubic."""
 
+import importlib.util
 import json
 import math
 
 import pytest
-from test_cli import _main
+
+from conftest import REPO
 
 TINY = {
-    "configs/baselines/bicubic.py": [],
-    "configs/baselines/vdsr.py": ["--config.model.width=8", "--config.model.depth=4"],
-    "configs/baselines/srresnet.py": ["--config.model.width=8", "--config.model.num_blocks=1"],
-    "configs/baselines/srgan.py": ["--config.model.width=8", "--config.model.num_blocks=1",
-                                   "--config.discriminator.width=4"],
-    "configs/baselines/esrgan.py": ["--config.model.width=8", "--config.model.num_blocks=1",
-                                    "--config.model.growth=4", "--config.discriminator.width=4"],
-    "configs/baselines/spsr.py": ["--config.model.width=8", "--config.model.num_blocks=2",
-                                  "--config.model.growth=4", "--config.discriminator.width=4"],
-    "configs/baselines/swinir.py": ["--config.model.embed_dim=8", "--config.model.depths=(1,)",
-                                    "--config.model.heads=2", "--config.model.window=4"],
-    "configs/baselines/dsrvae.py": ["--config.model.width=8", "--config.model.latent=4",
-                                    "--config.model.num_blocks=1",
-                                    "--config.discriminator.width=4",
-                                    "--config.discriminator.stage_widths=(8,8,16,16)"],
+    "bicubic": {},
+    "vdsr": {"model": {"width": 8, "depth": 4}},
+    "srresnet": {"model": {"width": 8, "num_blocks": 1}},
+    "srgan": {"model": {"width": 8, "num_blocks": 1}, "discriminator": {"width": 4}},
+    "esrgan": {"model": {"width": 8, "num_blocks": 1, "growth": 4},
+               "discriminator": {"width": 4}},
+    "spsr": {"model": {"width": 8, "num_blocks": 1, "growth": 4}, "discriminator": {"width": 4}},
+    "swinir": {"model": {"embed_dim": 8, "depths": (1,), "heads": 2, "window": 4}},
+    "dsrvae": {"model": {"width": 8, "latent": 4, "num_blocks": 1},
+               "discriminator": {"width": 4, "stage_widths": (8, 8, 16, 16)}},
 }
 
 
-# SINSR's own quick config trains through the command line in test_cli (and with every loss
-# option in test_objective): each compile of it costs minutes of the suite.
+def quick_config(name: str):
+  """``configs/baselines/<name>.py:quick``, read from its file as the command line reads it."""
+  spec = importlib.util.spec_from_file_location(
+      f"baseline_{name}", REPO / "configs" / "baselines" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config("quick")
+
+
+# In-process: the command line is the same for every config and is tested on SINSR's in
+# test_cli; a process per baseline only added its imports (TensorFlow, JAX: ~6 s each).
 @pytest.mark.slow
-@pytest.mark.parametrize("config_file", sorted(TINY))
-def test_model_trains_from_its_quick_config(config_file, tiny_data_dir, tmp_path):
-  result = _main(f"--config={config_file}:quick", "--config.data.builder_config=tiny",
-                 f"--config.data.data_dir={tiny_data_dir}", "--config.data.patch_size=32",
-                 "--config.data.num_workers=0", "--config.data.eval_max_images=2",
-                 "--config.train.batch_size=4", "--config.train.num_steps=2",
-                 "--config.train.pretrain_steps=1", *TINY[config_file], f"--workdir={tmp_path}")
-  assert result.returncode == 0, result.stderr[-3000:]
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_model_trains_from_its_quick_config(name, tiny_data_dir, tmp_path):
+  from sinsr_jax.training import train
+
+  config = quick_config(name)
+  config.data.update(builder_config="tiny", data_dir=tiny_data_dir, patch_size=32,
+                     num_workers=0, eval_max_images=2)
+  config.train.update(batch_size=4, num_steps=2, pretrain_steps=1)
+  for section, values in TINY[name].items():
+    config[section].update(values)
+  train.train_and_evaluate(config, str(tmp_path))
   record = json.loads((tmp_path / "metrics.json").read_text())
-  assert record["step"] == (0 if "bicubic" in config_file else 2)
+  assert record["step"] == (0 if name == "bicubic" else 2)
   assert math.isfinite(record["psnr_db"]) and math.isfinite(record["ssim"])  # two steps only
-  if "bicubic" in config_file:  # the model is bicubic: it scores exactly as the reference
+  if name == "bicubic":  # the model is bicubic: it scores exactly as the reference
     assert record["psnr_db"] == pytest.approx(record["bicubic_psnr_db"], abs=1e-3)
