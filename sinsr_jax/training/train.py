@@ -12,7 +12,6 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from clu import metric_writers, periodic_actions
 
 from sinsr_jax import models
 from sinsr_jax.data import input_pipeline
@@ -205,6 +204,10 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
   pretrain_step, gan_step = compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss,
                                            frozen)
   sr_fn = _sr_fn(g_model)
+  # clu's writers import TensorFlow (~4 s): only once the config and data are known good, so a
+  # mistake in them is reported in a second or two.
+  from clu import metric_writers, periodic_actions
+
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   if start_step == 0:
     writer.write_hparams(dict(_flatten(config.to_dict())))
