@@ -350,7 +350,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
                       f"{label} on {sum(r['adaptation']['kept'] for r in records)} of "
                       f"{len(records)} images" for label, records in per_image.items()
                       if records and "adaptation" in records[0]) + ".")
-  if any(r.suffix() for r in (plain, adapting if adapt else plain)):
+  if plain.suffix() or (adapt and adapting.suffix()):
     header.append("- +ens: geometric self-ensemble (the mean over the LR image's 8 flips and "
                   "rotations); +cons: LR consistency (the SR image projected onto those whose "
                   "degradation is the LR image), as upscale --ensemble / --consistency.")
