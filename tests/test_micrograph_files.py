@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 import tifffile
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 from test_upscale import _errors, _upscale
 
@@ -82,6 +82,44 @@ def test_databar_layouts(layout, expected):
       frame[350:] = _text(np.full((34, 512), 255, np.uint8), 0, "10 um  x 2,000  15 kV")
   assert find_databar(frame) == expected
   assert find_databar(frame[..., None]) == expected
+
+
+def test_black_band_under_dark_content():
+  """Zeiss' black band with white text under a dark substrate (levels 30-75, as particles on
+  carbon tape at 50 kX): the content next to the band is dark by the loose level too."""
+  rng = np.random.default_rng(6)
+  frame = _content(rng, 384, 512, lo=30, hi=75)
+  frame[350:] = _text(np.zeros((34, 512), np.uint8), 255,
+                      "EHT = 20.00 kV   WD = 2.8 mm   Mag = 50.00 K X   Signal A = InLens")
+  assert find_databar(frame) == 350
+  frame[350:] = rng.integers(0, 12, (34, 512))  # the same dark bottom without text: content
+  assert find_databar(frame) == -1
+
+
+def _overlay_frame(rng, height=384, width=512, ink=255) -> np.ndarray:
+  """Hitachi-style: no band; scale-bar ticks from row 340 and a text line from row 356, drawn
+  over the image at the full level."""
+  frame = _content(rng, height, width)
+  for x in range(300, 500, 20):
+    frame[340:348, x:x + 2] = ink
+  image = Image.fromarray(frame)
+  ImageDraw.Draw(image).text((8, 356), "S-4700 3.0kV 11.9mm x1.50k SE(M) 4/27/2015  30.0um",
+                             fill=ink, font=ImageFont.load_default(size=14))
+  return np.array(image)
+
+
+@pytest.mark.parametrize("ink", [255, 0])
+def test_text_drawn_over_the_image(ink):
+  rng = np.random.default_rng(8)
+  assert find_databar(_overlay_frame(rng, ink=ink)) == 340
+  assert find_databar(_overlay_frame(rng, ink=ink).astype(np.uint16) * 16 + 4000) == 340
+  frame = _overlay_frame(rng, ink=ink)
+  frame[40:60, 100:120] = ink  # a charging particle at the text's level: not judged
+  assert find_databar(frame) == -1
+  frame = _content(rng, 384, 512)  # saturated dust specks near the bottom, no text line
+  for y, x in rng.integers([330, 0], [380, 500], (12, 2)):
+    frame[y:y + 3, x:x + 3] = ink
+  assert find_databar(frame) == -1
 
 
 def test_databar_survives_jpeg_tint_and_16_bit_containers():

@@ -60,11 +60,14 @@ def fingerprint(root: pathlib.Path) -> str:
 class SemFolder(tfds.core.GeneratorBasedBuilder):
   """The user's SEM images, prepared like the NFFA archive."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {"1.0.0": "First release.",
                    "1.1.0": "Pixel size per image from the file's metadata; databars of real "
                             "instruments (FEI metadata, Zeiss framed bands); palette TIFFs as "
-                            "gray levels."}
+                            "gray levels.",
+                   "1.2.0": "Databars found next to content as dark or bright as the band (a "
+                            "black Zeiss band under a dark substrate) and text drawn over the "
+                            "image without a band (Hitachi, older JEOL)."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   BUILDER_CONFIGS = [
       SemFolderConfig(name="default", description="8-bit images from the manual directory."),
