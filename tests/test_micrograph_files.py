@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pathlib
+import struct
 
 import numpy as np
 import pytest
@@ -220,6 +221,33 @@ def test_fei_metadata_gives_databar_pixel_size_and_fields(tmp_path):
                          "time": "10:11:12 AM"}
   assert find_databar(frame) == -1
   assert upscaling.find_databar_row(micrograph, "crop") == (400, "FEI/Thermo Fisher metadata")
+
+
+def _sis_tiff(path, frame, px_m: float) -> None:
+  """An analySIS frame (Philips XL30's grabber): tag 33560 holds a 60-byte header, one tag
+  entry and a general-data block whose file offset the entry states (patched after writing)."""
+  header = struct.pack("<4s6xhhhhh6x32sH", b"SIS0", 43, 19, 18, 9, 116, b"au_islands", 1)
+  exponent = -9  # lengths in 10^-9 m
+  general = struct.pack("<10xhdd8xd2x34s32s", exponent, px_m / 1e-9, px_m / 1e-9, 125000.0,
+                        b"", b"Gray Value")
+  blob = header + struct.pack("<hhI", 1, 1, 0) + general
+  tifffile.imwrite(path, frame, extratags=[(33560, "B", len(blob), blob, True)])
+  data = bytearray(path.read_bytes())
+  start = data.index(b"SIS0")
+  data[start + 64:start + 68] = struct.pack("<I", start + 68)
+  path.write_bytes(bytes(data))
+
+
+def test_olympus_sis_metadata_gives_pixel_size(tmp_path):
+  frame = fei_frame(np.random.default_rng(9))
+  _sis_tiff(tmp_path / "xl30.tif", frame, 1.5376e-9)
+  micrograph = micrographs.read(str(tmp_path / "xl30.tif"))
+  meta = micrograph.instrument
+  assert meta.source == "Olympus SIS" and meta.pixel_size_nm == pytest.approx((1.5376, 1.5376))
+  assert meta.fields == {"magnification": 125000.0, "date": "2016-10-18 19:43"}
+  assert upscaling.find_databar_row(micrograph, "crop") == (400, "image detector")
+  _sis_tiff(tmp_path / "zero.tif", frame, 0.0)  # an uncalibrated grab
+  assert micrographs.read(str(tmp_path / "zero.tif")).instrument.pixel_size_nm is None
 
 
 @pytest.mark.parametrize("px,rows,bar,warning", [

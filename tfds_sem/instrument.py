@@ -83,9 +83,10 @@ def read(data: bytes, name: str, height: int, width: int) -> Instrument:
 
 
 def from_tiff(tif: tifffile.TiffFile, height: int, width: int) -> Instrument:
-  """Vendor metadata first (FEI, Zeiss), then ImageJ, then OME."""
+  """Vendor metadata first (FEI, Zeiss, Olympus SIS), then ImageJ, then OME."""
   readers = ((tif.is_fei, "FEI/Thermo Fisher", lambda: fei(tif.fei_metadata, height)),
              (tif.is_sem, "Zeiss", lambda: zeiss(tif.sem_metadata, width)),
+             (tif.is_sis, "Olympus SIS", lambda: sis(tif.sis_metadata)),
              (tif.is_imagej, "ImageJ", lambda: imagej(tif.imagej_metadata, tif.pages[0])),
              (tif.is_ome, "OME", lambda: ome(tif.ome_metadata)))
   warnings = []
@@ -211,6 +212,24 @@ def fei_databar_row(image_rows, databar_height, height: int) -> tuple[int | None
     return None, (f"FEI metadata says {rows} image rows and a {bar}-row databar, but the image "
                   f"has {height} rows; the image detector decides")
   return (rows if bar else -1), ""
+
+
+def sis(meta: dict) -> Instrument:
+  """Olympus Soft Imaging Solutions (analySIS, iTEM) tag 33560, the frame grabber of many older
+  SEMs (Philips/FEI XL30, JEOL): ``pixelsizex/y`` in metres, the magnification and a date."""
+  kwargs, warnings = {}, ()
+  if meta.get("pixelsizex"):
+    size_x = float(meta["pixelsizex"]) * 1e9
+    size_y = float(meta.get("pixelsizey") or meta["pixelsizex"]) * 1e9
+    kwargs, warnings = _calibration((size_x, size_y), "Olympus SIS pixelsizex/y")
+  else:
+    warnings = ("Olympus SIS metadata has no pixel size",)
+  fields = {}
+  if meta.get("magnification"):
+    fields["magnification"] = float(meta["magnification"])
+  if meta.get("datetime"):
+    fields["date"] = meta["datetime"].strftime("%Y-%m-%d %H:%M")
+  return Instrument(fields=fields, warnings=warnings, **kwargs)
 
 
 def imagej(meta: dict, page: tifffile.TiffPage) -> Instrument:

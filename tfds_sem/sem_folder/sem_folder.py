@@ -67,7 +67,8 @@ class SemFolder(tfds.core.GeneratorBasedBuilder):
                             "gray levels.",
                    "1.2.0": "Databars found next to content as dark or bright as the band (a "
                             "black Zeiss band under a dark substrate) and text drawn over the "
-                            "image without a band (Hitachi, older JEOL)."}
+                            "image without a band (Hitachi, older JEOL); pixel size from Olympus "
+                            "SIS (analySIS) metadata."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   BUILDER_CONFIGS = [
       SemFolderConfig(name="default", description="8-bit images from the manual directory."),
