@@ -15,6 +15,9 @@ import importlib.util
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # clu imports TensorFlow; keep it quiet
+# TensorFlow 2.21 announces its oneDNN ops through absl's C++ log, which that level does not
+# silence; no TensorFlow op computes anything here.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402

@@ -12,6 +12,7 @@ os.environ["XLA_FLAGS"] = " ".join(
      "--xla_cpu_opt_preset=CPU_OPT_PRESET_FAST_COMPILE"]
     + [f"--{k}={str(v).lower()}" for k, v in xla_cpu.RUN_ONCE_OPTIONS.items()]).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the entry points set it
 
 import json  # noqa: E402
 import pathlib  # noqa: E402

@@ -77,7 +77,7 @@ def _find_overlay(ink: np.ndarray) -> int:
 
   height, width = ink.shape
   region = int(height * (1.0 - _OVERLAY_REGION))
-  if ink[:region].mean() > _MAX_INK_ABOVE:
+  if region < 1 or ink[:region].mean() > _MAX_INK_ABOVE:
     return -1
   labels, _ = ndimage.label(ink[region:])
   marks = [(box[0].start, box[0].stop, box[1].start, box[1].stop, int((labels[box] == i).sum()))
