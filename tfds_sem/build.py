@@ -14,10 +14,14 @@ import argparse
 import os
 import sys
 
-import tensorflow_datasets as tfds
+# TensorFlow (under TFDS) would announce itself and its oneDNN ops on the console.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import tfds_sem
-from tfds_sem import prepare
+import tensorflow_datasets as tfds  # noqa: E402
+
+import tfds_sem  # noqa: E402
+from tfds_sem import prepare  # noqa: E402
 
 
 def _parse(argv):
