@@ -89,7 +89,7 @@ def _find_overlay(ink: np.ndarray) -> int:
     line = [m for m in glyphs if m[0] <= row < m[1]]
     spread = max(m[3] for m in line) - min(m[2] for m in line)
     if len(line) >= _MIN_GLYPHS and spread >= _MIN_LINE_SPREAD * width:
-      return region + min(m[0] for m in marks)
+      return region + min(m[0] for m in glyphs)  # ticks above the text line count
   return -1
 
 
