@@ -123,8 +123,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.d_lr = 1e-4
   c.optim.b1 = 0.9
   c.optim.b2 = 0.99
-  c.optim.decay_rate = 0.96  # exponential decay of both learning rates ...
-  c.optim.decay_steps = 100_000  # ... every this many steps
+  # Both learning rates decay continuously with the global step: lr * rate ** (step / steps),
+  # the discriminator's too although it first updates in the GAN phase.
+  c.optim.decay_rate = 0.96
+  c.optim.decay_steps = 100_000
   c.optim.ema_decay = 0.999  # generator EMA (warmed up: min(decay, (1+t)/(10+t)))
 
   c.train = ml_collections.ConfigDict()

@@ -270,3 +270,16 @@ def test_every_image_term_is_minimal_on_hr_positive_otherwise_and_differentiable
   np.testing.assert_allclose(gradient_map(hr + 0.2)[:, 1:-1, 1:-1], gradient_map(hr)[:, 1:-1, 1:-1],
                              atol=1e-5)
   assert float(shifted["tv"]) == pytest.approx(float(same["tv"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["vanilla", "ragan", "hinge"])
+def test_discriminator_accuracy_follows_the_loss_kind(kind):
+  # Real logits 5, fake 3: a relativistic discriminator that ranks every pair right (its loss is
+  # small), though both signs say "real". By the sign alone that read 0.5 for ragan, and the
+  # collapse warning could never fire for ESRGAN or SPSR.
+  real, fake = jnp.full((4, 2, 2, 1), 5.0), jnp.full((4, 2, 2, 1), 3.0)
+  accuracy = float(losses.d_accuracy(kind, real, fake))
+  assert accuracy == (1.0 if kind == "ragan" else 0.5)
+  # Swapped, the relativistic discriminator is wrong on every pair.
+  assert float(losses.d_accuracy(kind, fake, real)) == (0.0 if kind == "ragan" else 0.5)
+  assert float(losses.d_accuracy(kind, real, -real)) == 1.0

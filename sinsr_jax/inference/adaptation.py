@@ -346,7 +346,7 @@ def save_run(run, dest: str, note: dict) -> str:
   with WorkdirLock(dest, "adapted weights"):
     mesh = parallel.make_mesh(jax.local_devices()[:1])
     g_model, d_models = train.build_models(run.config)
-    g_tx, d_tx = train.build_optimizers(run.config.optim)
+    g_tx, d_tx = train.build_optimizers(run.config.optim, run.config.train.pretrain_steps)
     state = train.initial_state(run.config, g_model, d_models, g_tx, d_tx, mesh)
     like = lambda tree, template: jax.device_put(  # noqa: E731
         tree, jax.tree.map(lambda x: x.sharding, template))

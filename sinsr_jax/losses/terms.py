@@ -15,8 +15,9 @@ import optax
 from sinsr_jax.models import vgg
 from sinsr_jax.models.gradient import gradient_map
 
-__all__ = ["GAN_KINDS", "PIXEL_KINDS", "auxiliary", "check_weights", "convex_combination", "d_loss",
-           "d_loss_bce", "g_loss", "g_loss_bce", "gradient_branch_l1", "gradient_pixel_l1",
+__all__ = ["GAN_KINDS", "PIXEL_KINDS", "auxiliary", "check_weights", "convex_combination",
+           "d_accuracy", "d_loss", "d_loss_bce", "g_loss", "g_loss_bce", "gradient_branch_l1",
+           "gradient_pixel_l1",
            "laplacian", "perceptual_loss", "pixel_l1", "pixel_loss", "scheduled_weights",
            "second_order_gradient", "sobel", "sobel_gradient", "ssim_loss", "total_variation"]
 
@@ -196,6 +197,18 @@ def d_loss(kind: str, real_logits, fake_logits, batch_mean=jnp.mean):
   if kind == "hinge":
     return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
   raise ValueError(f"unknown GAN loss {kind!r}; valid: {', '.join(GAN_KINDS)}")
+
+
+def d_accuracy(kind: str, real_logits, fake_logits, batch_mean=jnp.mean):
+  """The share of decisions the discriminator gets right, as its loss ``kind`` decides.
+
+  vanilla and hinge decide by the logit's sign; ``ragan`` by each logit relative to the other
+  set's mean (real 5 and fake 3 is a winning relativistic discriminator, though both are > 0).
+  """
+  if kind == "ragan":
+    real_logits, fake_logits = (real_logits - batch_mean(fake_logits),
+                                fake_logits - batch_mean(real_logits))
+  return 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
 
 
 def g_loss(kind: str, real_logits, fake_logits, batch_mean=jnp.mean):

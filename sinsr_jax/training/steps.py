@@ -180,7 +180,7 @@ def gan_step(state: TrainState, batch, frozen, *, g_model, d_models, g_tx, d_tx,
       fake, d_state[name] = discriminate(name, params, d_state, sr)
       suffix = "" if name == "image" else f"_{name}"
       metrics[f"d_loss{suffix}"] = losses.d_loss(gan_kind, real, fake, _global_mean)
-      metrics[f"d_accuracy{suffix}"] = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))
+      metrics[f"d_accuracy{suffix}"] = losses.d_accuracy(gan_kind, real, fake, _global_mean)
       total = total + metrics[f"d_loss{suffix}"]
     return total, (metrics, d_state)
 

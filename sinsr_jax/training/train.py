@@ -33,12 +33,17 @@ from sinsr_jax.training.config_checks import check_config
 from sinsr_jax.training.networks import build_generator, build_models  # noqa: F401  (train.build_models)
 
 
-def build_optimizers(optim: ml_collections.ConfigDict):
-  def adam(lr):
-    schedule = optax.exponential_decay(lr, optim.decay_steps, optim.decay_rate)
-    return optax.adam(schedule, b1=optim.b1, b2=optim.b2)
+def build_optimizers(optim: ml_collections.ConfigDict, pretrain_steps: int = 0):
+  """(generator, discriminator) Adam, each learning rate decayed by the global step.
 
-  return adam(optim.g_lr), adam(optim.d_lr)
+  The discriminator updates only in the GAN phase, so its optimiser counts from 0 at step
+  ``pretrain_steps``: its schedule is shifted by that many steps, so that the two rates keep
+  their configured ratio in the GAN phase (unshifted, D's rate started there undecayed)."""
+  def adam(lr, offset):
+    decay = optax.exponential_decay(lr, optim.decay_steps, optim.decay_rate)
+    return optax.adam(lambda count: decay(count + offset), b1=optim.b1, b2=optim.b2)
+
+  return adam(optim.g_lr, 0), adam(optim.d_lr, pretrain_steps)
 
 
 def initial_state(config, g_model, d_models, g_tx, d_tx, mesh) -> steps.TrainState:
@@ -66,7 +71,7 @@ def setup_steps(config, mesh, loss: GeneratorLoss | None = None, frozen=None):
   if loss is None:
     loss, frozen = objective.build(config)
   g_model, d_models = build_models(config)
-  g_tx, d_tx = build_optimizers(config.optim)
+  g_tx, d_tx = build_optimizers(config.optim, config.train.pretrain_steps)
   state = initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
   return (state, *compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss, frozen))
 
@@ -166,7 +171,7 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
   progress.status("initialising the models")
   mesh = parallel.make_mesh()
   g_model, d_models = build_models(config)
-  g_tx, d_tx = build_optimizers(config.optim)
+  g_tx, d_tx = build_optimizers(config.optim, config.train.pretrain_steps)
   state = initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
 
   train_iter = input_pipeline.train_iterator(
@@ -350,7 +355,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   builder = input_pipeline.prepare_builder(config.data)
   mesh = parallel.make_mesh()
   g_model, d_models = build_models(config)
-  g_tx, d_tx = build_optimizers(config.optim)
+  g_tx, d_tx = build_optimizers(config.optim, config.train.pretrain_steps)
   template = initial_state(config, g_model, d_models, g_tx, d_tx, mesh)
   state = template
   if jax.tree.leaves(template.g_params):  # a model without parameters needs no checkpoint
