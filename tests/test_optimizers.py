@@ -4,7 +4,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO  # noqa: F401  (the repository on sys.path)
 from sinsr_jax.training import train
 
 

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+import sinsr as sinsr_config  # configs/sinsr.py (conftest puts configs/ on sys.path)
 
 from sinsr_jax.training import checkpointing, parallel, runs, train
 
@@ -43,3 +44,37 @@ def test_a_run_without_checkpoints_is_one_clear_error(tmp_path):
 
   with pytest.raises(UserError, match="config.json"):
     runs.load(str(tmp_path))
+
+
+def _folder_with_checkpoints(tmp_path, config):
+  workdir = tmp_path / "run"
+  (workdir / "checkpoints" / "40").mkdir(parents=True)
+  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+  return str(workdir)
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda c: setattr(c, "seed", 1), "seed: 0 there, 1 here"),
+    (lambda c: setattr(c.loss.weights, "ssim", (0.0,)), "loss.weights.ssim"),
+    (lambda c: setattr(c.train, "pretrain_steps", 3), "train.pretrain_steps"),
+    (lambda c: setattr(c.model, "width", 16), "model.width: 32 there, 16 here"),
+])
+def test_resuming_with_another_config_is_refused(tmp_path, change, named):
+  from sinsr_jax.errors import UserError
+
+  config = sinsr_config.get_config("quick")
+  workdir = _folder_with_checkpoints(tmp_path, config)
+  other = sinsr_config.get_config("quick")
+  change(other)
+  with pytest.raises(UserError, match="holds checkpoints of another run.*" + named.replace(
+      "(", r"\(").replace(")", r"\)")):
+    train.check_same_run(other, workdir)
+
+
+def test_resuming_with_more_steps_or_another_layout_is_allowed(tmp_path):
+  config = sinsr_config.get_config("quick")
+  workdir = _folder_with_checkpoints(tmp_path, config)
+  longer = sinsr_config.get_config("quick")
+  longer.train.num_steps, longer.train.eval_every = 4000, 100
+  longer.model.scan, longer.data.num_workers = True, 0
+  train.check_same_run(longer, workdir)  # no error

@@ -76,10 +76,16 @@ def setup_steps(config, mesh, loss: GeneratorLoss | None = None, frozen=None):
   return (state, *compiled_steps(config, g_model, d_models, g_tx, d_tx, mesh, loss, frozen))
 
 
-# What a checkpoint's shapes and meaning depend on: resuming with another value is refused.
-_RUN_IDENTITY = ("model", "discriminator", "data.scale", "data.patch_size")
-# How blocks are compiled and stored, not what the model is: checkpoints convert on restore.
-_NOT_IDENTITY = tuple(f"model.{k}" for k in models.LAYOUT_OPTIONS)
+# What may change when a run resumes: how long it runs and how it is watched, where its data
+# lies, how its blocks are compiled (checkpoints convert between layouts). Any other difference
+# (seed, loss weights, data, model, schedules) would make a folder whose checkpoints no single
+# config produced, so resuming with it is refused.
+_MAY_CHANGE_ON_RESUME = (
+    "train.num_steps", "train.log_every", "train.image_every", "train.eval_every",
+    "train.checkpoint_every", "train.keep_checkpoints", "train.max_nonfinite_steps",
+    "train.collapse_warning_steps", "data.num_workers", "data.prefetch_buffer", "data.data_dir",
+    "data.manual_dir", "data.eval_max_images", "data.eval_crop", "data.eval_split",
+    "loss.vgg.weights", "loss.vgg.download", *(f"model.{k}" for k in models.LAYOUT_OPTIONS))
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -87,8 +93,9 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 
 def check_same_run(config, workdir: str) -> None:
-  """Refuses to resume a workdir whose checkpoints another model or scale wrote, naming the
-  differences, before anything is built."""
+  """Refuses to resume a workdir whose checkpoints another config wrote (another model, seed,
+  loss weight, ...: anything but ``_MAY_CHANGE_ON_RESUME``), naming the differences, before
+  anything is built."""
   saved_path = os.path.join(workdir, "config.json")
   checkpoints = os.path.join(workdir, "checkpoints")
   if not os.path.isfile(saved_path) or not os.path.isdir(checkpoints) or not any(
@@ -98,8 +105,7 @@ def check_same_run(config, workdir: str) -> None:
 
   saved, current = _flat(runs.read_config(workdir).to_dict()), _flat(config.to_dict())
   differ = [k for k in sorted(set(saved) | set(current))
-            if any(k == p or k.startswith(p + ".") for p in _RUN_IDENTITY)
-            and k not in _NOT_IDENTITY and str(saved.get(k)) != str(current.get(k))]
+            if k not in _MAY_CHANGE_ON_RESUME and str(saved.get(k)) != str(current.get(k))]
   if differ:
     details = "; ".join(f"{k}: {saved.get(k, '(unset)')} there, {current.get(k, '(unset)')} here"
                         for k in differ[:4])
