@@ -74,15 +74,31 @@ def test_results_json_has_no_nan(tmp_path):
 
 
 def test_runs_must_be_comparable():
-  def fake(scale, channels=1, name="sem_synthetic"):
-    data = types.SimpleNamespace(scale=scale, name=name, builder_config="")
-    return types.SimpleNamespace(config=types.SimpleNamespace(
-        data=data, model=types.SimpleNamespace(channels=channels)), workdir=f"run_x{scale}")
+  import sinsr as sinsr_config  # configs/sinsr.py (conftest puts configs/ on sys.path)
+
+  def fake(scale, channels=1, blur=0.0):
+    config = sinsr_config.get_config(f"quick,scale={scale}")
+    config.model.channels, config.data.degradation.blur_sigma = channels, (blur,)
+    return types.SimpleNamespace(config=config, workdir=f"run_x{scale}_blur{blur}")
   evaluate.check_comparable([fake(4), fake(4)])
-  with pytest.raises(UserError, match="run_x2 has scale 2, run_x4 has 4"):
+  with pytest.raises(UserError, match="run_x2_blur0.0 has scale 2, run_x4_blur0.0 has 4"):
     evaluate.check_comparable([fake(4), fake(2)])
   with pytest.raises(UserError, match="model.channels"):
     evaluate.check_comparable([fake(4), fake(4, channels=3)])
+  # Every row is scored on the first run's LR images: a run trained on another degradation is
+  # refused, not compared in silence.
+  with pytest.raises(UserError, match="run_x4_blur1.5 has LR degradation .*blur"):
+    evaluate.check_comparable([fake(4), fake(4, blur=1.5)])
+
+
+def test_a_metric_undefined_on_some_images_says_over_how_many():
+  records = [{"class": "", "psnr_db": 30.0, "ssim": 0.9}, {"class": "", "psnr_db": 32.0,
+                                                         "ssim": float("nan")}]
+  row = report.summarise({"m": records})[0]
+  assert row["n"] == 2 and row["psnr_db_n"] == 2 and row["ssim_n"] == 1
+  assert row["ssim"] == 0.9  # the mean of the finite values, stated as over 1 image
+  text = report.markdown([row], [], {"m": 0})
+  assert "| 0.9000 (n=1) |" in text and "31.00 ± " in text and "31.00 ± 12.71 (n" not in text
 
 
 @pytest.fixture(scope="module")

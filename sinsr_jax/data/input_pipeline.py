@@ -225,7 +225,7 @@ def eval_images(source, data_cfg: ml_collections.ConfigDict, *, channels: int,
   return pairs
 
 
-_EVAL_KEYS = ("filename", "label", "scene", "mask")
+_EVAL_KEYS = ("filename", "label", "scene", "mask", "pixel_nm")
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:

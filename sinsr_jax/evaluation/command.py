@@ -20,7 +20,6 @@ import dataclasses
 import datetime
 import glob
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow 2.21 announces its oneDNN ops through absl's C++ log, which that level does not
@@ -93,17 +92,27 @@ def _labels(runs_, given: list[str]) -> list[str]:
 
 
 def check_comparable(runs_) -> None:
-  """All runs must super-resolve the same thing: scale, channels and dataset."""
+  """All runs must super-resolve the same thing: scale, channels, dataset and LR degradation
+  (every row is scored on the first run's LR images)."""
   from sinsr_jax.errors import UserError
 
   first = runs_[0]
   for run in runs_[1:]:
     for what, get in (("scale", lambda r: r.config.data.scale),
                       ("model.channels", lambda r: r.config.model.channels),
-                      ("dataset", lambda r: (r.config.data.name, r.config.data.builder_config))):
+                      ("dataset", lambda r: (r.config.data.name, r.config.data.builder_config)),
+                      ("LR degradation", _degradation)):
       if get(run) != get(first):
         raise UserError(f"runs are not comparable: {run.workdir} has {what} {get(run)}, "
                         f"{first.workdir} has {get(first)}")
+
+
+def _degradation(run) -> dict:
+  """What makes a run's LR images: the scored LR is the first run's, so all must share it."""
+  from sinsr_jax.data import input_pipeline
+
+  return {**input_pipeline.degradation_from_config(run.config.data).describe(),
+          "quantize_lr": bool(run.config.data.get("quantize_lr", True))}
 
 
 def data_config(config, *, split: str, max_images: int, crop: int, data_dir: str | None):
@@ -128,78 +137,6 @@ def class_namer(features):
       return lambda pair, k=key: (pair[k].decode() if isinstance(pair.get(k), bytes)
                                   else str(pair.get(k, "")))
   return lambda pair: ""
-
-
-def score(sr, pair: dict, scale: int, lpips=None) -> dict[str, float]:
-  """Every metric of one SR image (1, H, W, C) against its HR, the conventions of the header."""
-  from sinsr_jax import metrics
-  from sinsr_jax.training import validation
-
-  hr = pair["hr"][None]
-  record = {"psnr_db": float(metrics.psnr_db(sr, hr, crop_border=scale)[0]),
-            "ssim": float(metrics.ssim(sr, hr, crop_border=scale)[0])}
-  sr_view, hr_view = (validation.structure_view(x, scale) for x in (sr, hr))
-  if lpips is not None:
-    record["lpips"] = float(lpips(sr_view[None, ..., None], hr_view[None, ..., None])[0])
-  record["gmsd"] = metrics.gmsd(sr_view, hr_view)
-  record["edge_f1"] = metrics.edge_f1(sr_view, hr_view)
-  # The same analysis of SR and HR isolates what SR changes; against the stored masks (the JSON
-  # only) the segmentation's own error dominates and every model scores alike.
-  particles = metrics.particle_agreement(sr_view, hr_view)
-  record["count_error"] = particles["count_error"]
-  record["area_wasserstein"] = particles["area_wasserstein"]
-  if pair.get("mask") is not None:
-    mask = pair["mask"][scale:-scale, scale:-scale] if scale else pair["mask"]
-    against_masks = metrics.particle_agreement(sr_view, hr_view, mask)
-    record["mask_count_error"] = against_masks["count_error"]
-    record["mask_area_wasserstein"] = against_masks["area_wasserstein"]
-  return record
-
-
-def score_run(run, pairs: list[dict], lpips, keep: set[int], classes, adapt=None,
-              refinements=None, degradation=None) -> tuple[list, dict, float]:
-  """(per-image records, {index: SR image} for ``keep``, seconds spent compiling).
-
-  ``adapt``: adaptation.Settings to fine-tune the run on each LR image before upscaling it (the
-  upscale tool's --adapt); the time then includes the adaptation. ``refinements``:
-  test_time.Settings (self-ensemble, LR consistency with ``degradation``, the pairs' own).
-  """
-  import jax
-  import numpy as np
-  from tqdm import tqdm
-
-  from sinsr_jax.inference import adaptation, test_time
-
-  refine = lambda fn: fn if refinements is None else test_time.refine(  # noqa: E731
-      fn, run.scale, refinements, degradation)
-  sr_fn = refine(run.sr_fn())
-  compiled, compile_s, records, kept = set(), 0.0, [], {}
-  for i, pair in enumerate(tqdm(pairs, desc=run.label, unit="image", disable=None)):
-    lr = pair["lr"][None]
-    decision = {}
-    if adapt is not None:
-      adapted = adaptation.adapt(run, [pair["lr"]], adapt)
-      sr_fn, decision = refine(adapted.run.sr_fn()), {"adaptation": adapted.describe()}
-      compiled.discard(lr.shape)
-    if lr.shape not in compiled:  # the first call of a shape compiles: keep it out of the timing
-      start = time.perf_counter()
-      jax.block_until_ready(sr_fn(lr))
-      compile_s += time.perf_counter() - start
-      compiled.add(lr.shape)
-    start = time.perf_counter()
-    sr = np.asarray(jax.block_until_ready(sr_fn(lr)))
-    elapsed = time.perf_counter() - start
-    record = {"image": i, "filename": _text(pair.get("filename", f"{i}")),
-              "class": classes(pair), **score(sr, pair, run.scale, lpips),
-              "time_ms": 1000.0 * elapsed, **decision}
-    records.append(record)
-    if i in keep:
-      kept[i] = sr
-  return records, kept, compile_s
-
-
-def _text(value) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def load_lpips(choice: str):
@@ -286,8 +223,8 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
 
   from sinsr_jax.data import input_pipeline
   from sinsr_jax.errors import UserError
+  from sinsr_jax.evaluation import downstream, image_folder, report, scoring
   from sinsr_jax.evaluation import figures as figs
-  from sinsr_jax.evaluation import image_folder, report
   from sinsr_jax.inference import test_time
   from sinsr_jax.runtime.files import ensure_writable_dir
   from sinsr_jax.training import runs
@@ -313,7 +250,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
                                         scale=config.data.scale)
     for reason in skipped:
       logging.warning("Not scored: %s", reason)
-    classes = lambda pair: _text(pair.get("label", ""))  # noqa: E731
+    classes = lambda pair: scoring.text(pair.get("label", ""))  # noqa: E731
   else:
     data = data_config(config, split=split, max_images=max_images, crop=crop, data_dir=data_dir)
     builder = input_pipeline.prepare_builder(data)
@@ -340,7 +277,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
   degradation = input_pipeline.degradation_from_config(data)
   per_image, srs, compile_s = {}, {}, {}
   for run, settings, refinements in scored:
-    per_image[run.label], srs[run.label], compile_s[run.label] = score_run(
+    per_image[run.label], srs[run.label], compile_s[run.label] = scoring.score_run(
         run, pairs, lpips_model, keep, classes, settings, refinements, degradation)
   rows = report.summarise(per_image)
   params = {r.label: r.num_params for r, _, _ in scored}
@@ -359,6 +296,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
                   "degradation is the LR image), as upscale --ensemble / --consistency.")
   paths = report.write_all(out_dir, rows, header, params, {
       "compile_s": compile_s, "per_image": per_image,
+      "lr_sizes": downstream.lr_reference(pairs, config.data.scale),
       "runs": {r.label: {"workdir": r.workdir, "step": r.step, "model": r.config.model.name}
                for r, _, _ in scored}})
 
@@ -374,7 +312,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
                 ("HR", view(pair["hr"][None]))]
       captions = {label: f"{recs[i]['psnr_db']:.2f} dB / {recs[i]['ssim']:.3f}"
                   for label, recs in per_image.items()}
-      name = os.path.splitext(os.path.basename(_text(pair.get("filename", f"{i}"))))[0]
+      name = os.path.splitext(os.path.basename(scoring.text(pair.get("filename", f"{i}"))))[0]
       path = os.path.join(figure_dir, f"{i:03d}_{name}.png")
       figs.comparison(path, panels, captions=captions,
                       title=f"{name} ({classes(pair) or data.eval_split}) x{config.data.scale}")

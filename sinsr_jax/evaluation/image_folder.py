@@ -19,8 +19,8 @@ MIN_LR_SIDE = 16  # LR pixels: smaller images leave too little after the metrics
 
 def load(patterns: list[str], *, channels: int, scale: int,
          recursive: bool = False) -> tuple[list[dict], list[str]]:
-  """(elements {"image", "filename", "label", "databar_row"}, one ``file: reason`` per file
-  skipped). Raises UserError when no file is usable."""
+  """(elements {"image", "filename", "label", "databar_row", "pixel_nm" (0: unknown)}, one
+  ``file: reason`` per file skipped). Raises UserError when no file is usable."""
   files, skipped = micrographs.expand_inputs(patterns, recursive)
   elements = []
   for path in files:
@@ -36,8 +36,10 @@ def load(patterns: list[str], *, channels: int, scale: int,
                      f"{MIN_LR_SIDE * scale} px, too small to score at x{scale}")
       continue
     image = micrographs.model_input(micrograph, channels)[:top]
+    size = micrograph.instrument.pixel_size_nm  # (x, y) nm, or None
     elements.append({"image": image, "filename": path, "databar_row": top,
-                     "label": os.path.basename(os.path.dirname(os.path.abspath(path)))})
+                     "label": os.path.basename(os.path.dirname(os.path.abspath(path))),
+                     "pixel_nm": float(size[0]) if size else 0.0})
   if not elements:
     reasons = "; ".join(skipped) or "no image files"
     raise UserError(f"no usable micrograph in {', '.join(patterns)}: {reasons}")

@@ -49,7 +49,8 @@ def mean_ci95(values) -> tuple[float, float]:
 
 def summarise(per_image: dict[str, list[dict]], metrics=METRICS) -> list[dict]:
   """{model: [per-image records with "class" and metric keys]} -> rows of
-  {model, class, n, <key>, <key>_ci95} for the whole split, then each class (sorted)."""
+  {model, class, n, <key>, <key>_ci95, <key>_n} for the whole split, then each class (sorted);
+  ``<key>_n`` counts the images whose value is finite (the mean's own n)."""
   rows = []
   for model, records in per_image.items():
     classes = sorted({r["class"] for r in records if r.get("class")})
@@ -60,7 +61,10 @@ def summarise(per_image: dict[str, list[dict]], metrics=METRICS) -> list[dict]:
       row = {"model": model, "class": name, "n": len(group)}
       for m in metrics:
         if any(m.key in r for r in group):
-          row[m.key], row[f"{m.key}_ci95"] = mean_ci95([r[m.key] for r in group if m.key in r])
+          values = [r[m.key] for r in group if m.key in r]
+          row[m.key], row[f"{m.key}_ci95"] = mean_ci95(values)
+          # n counts images; a metric undefined on some (NaN, inf) is a mean over fewer.
+          row[f"{m.key}_n"] = int(np.isfinite(np.asarray(values, np.float64)).sum())
       rows.append(row)
   return rows
 
@@ -70,7 +74,9 @@ def _cell(row: dict, m: Metric) -> str:
     return "—"
   text = f"{row[m.key]:.{m.digits}f}"
   ci = row.get(f"{m.key}_ci95", math.nan)
-  return f"{text} ± {ci:.{m.digits}f}" if math.isfinite(ci) else text
+  text = f"{text} ± {ci:.{m.digits}f}" if math.isfinite(ci) else text
+  scored = row.get(f"{m.key}_n", row.get("n"))
+  return text if scored == row.get("n") else f"{text} (n={scored})"
 
 
 def _best(rows: list[dict], m: Metric) -> set[int]:
@@ -118,7 +124,7 @@ def to_csv(rows: list[dict], metrics=METRICS) -> str:
   keys = ["model", "class", "n"]
   for m in metrics:
     if any(m.key in r for r in rows):
-      keys += [m.key, f"{m.key}_ci95"]
+      keys += [m.key, f"{m.key}_ci95", f"{m.key}_n"]
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
   writer.writeheader()
