@@ -24,8 +24,9 @@ def score(sr, pair: dict, scale: int, lpips=None) -> dict[str, float]:
   particles = metrics.particle_agreement(sr_view, hr_view)
   record["count_error"] = particles["count_error"]
   record["area_wasserstein"] = particles["area_wasserstein"]
-  if pair.get("pixel_nm"):  # a calibrated micrograph: the sizes a microscopist measures, in nm
-    record.update(downstream.size_scores(sr_view, hr_view, pair["pixel_nm"]))
+  if "pixel_nm" in pair:  # a micrograph: the sizes a microscopist measures (nm, else HR px)
+    record.update(downstream.size_scores(sr_view, hr_view, pair["pixel_nm"] or 1.0,
+                                           scale))
   if pair.get("mask") is not None:
     mask = pair["mask"][scale:-scale, scale:-scale] if scale else pair["mask"]
     against_masks = metrics.particle_agreement(sr_view, hr_view, mask)
