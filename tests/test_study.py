@@ -1,10 +1,12 @@
 """launch/study.py: the stages' commands, the budgets, and the whole study at the smoke budget."""
 
 import json
+import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
-from PIL import Image
 from test_launch import _launch
 
 from conftest import REPO
@@ -21,24 +23,87 @@ def _flag(argv, name):
   return next(x.split("=", 1)[1] for x in argv if x.startswith(f"--config.{name}="))
 
 
+def _plan(*argv):
+  a = _args(*argv)
+  return {(r.name, r.seed): r for r in study.make_plan(a).runs}
+
+
 def test_cpu_budget_trains_every_model_and_ablation_on_one_step_budget():
   runs = study.runs(_args("--budget=cpu"))
   baselines = {"bicubic", "vdsr", "srresnet", "srgan", "esrgan", "spsr", "dsrvae", "swinir"}
-  assert baselines | {"sinsr", "sinsr_gradient_branch"} <= set(runs)
+  assert baselines | {"sinsr", "sinsr_gradient_branch", "sinsr_pixel"} <= set(runs)
   # The ablations shared with the study are trained once; no_perceptual changes nothing at the
   # quick budget (its perceptual weight is 0 already) and is not trained at all.
   assert {"no_adversarial", "no_gradient", "no_second_order", "no_ssim", "no_auxiliary",
           "fixed_weights"} <= set(runs)
   assert not {"full", "gradient_branch", "no_perceptual"} & set(runs)
   for name, argv in runs.items():
-    assert _flag(argv, "train.num_steps") == "600", name
-    assert argv[4] == f"--workdir=runs/study-cpu/runs/{name}"
+    if name != "sinsr_pretrain":
+      assert _flag(argv, "train.num_steps") == "600", name
+    assert argv[4] == f"--workdir=runs/study-cpu/runs/{name}/seed0"
   # Each run keeps its own pretrain : GAN proportion; pixel-only baselines never enter a GAN phase.
   assert _flag(runs["sinsr"], "train.pretrain_steps") == "510"  # quick: 850 of 1000
-  for pixel_only in ("vdsr", "srresnet", "swinir"):
+  for pixel_only in ("vdsr", "srresnet", "swinir", "sinsr_pixel"):
     assert _flag(runs[pixel_only], "train.pretrain_steps") == "600"
   assert runs["sinsr_gradient_branch"][3] == "--config=configs/sinsr.py:gradient_branch,quick"
   assert runs["no_ssim"][3] == "--config=configs/ablations.py:no_ssim,quick"
+  # The shared pixel-loss phase: trained first, to the GAN phase's start, and only once.
+  assert list(runs)[0] == "sinsr_pretrain" and _flag(runs["sinsr_pretrain"],
+                                                     "train.num_steps") == "510"
+
+
+def test_converged_budget_seeds_phases_and_shared_pretraining():
+  plan = _plan("--budget=converged")
+  family = {"sinsr", "sinsr_pixel", "sinsr_gradient_branch", "no_adversarial", "no_gradient",
+            "no_second_order", "no_ssim", "no_auxiliary", "fixed_weights"}
+  for seed in (0, 1, 2):  # every SINSR run a verdict rests on, at three seeds
+    assert {n for n, s in plan if s == seed} >= family | {"sinsr_pretrain"}
+    config = study.study_plan.resolved(plan["sinsr", seed])
+    assert config.seed == seed and config.train.num_steps == 1500
+    # The structure-informed loss acts for at least 40% of the steps.
+    assert (config.train.num_steps - config.train.pretrain_steps) / config.train.num_steps >= 0.4
+  assert plan["sinsr", 1].folder(study.pathlib.Path("r")).as_posix() == "r/runs/sinsr/seed1"
+  # Ablations differing only in the GAN-phase loss start from their seed's stem; the gradient
+  # branch (another generator) and the baselines train from scratch.
+  for name in family - {"sinsr_gradient_branch"}:
+    assert plan[name, 2].stem == "sinsr_pretrain", name
+  assert not plan["sinsr_gradient_branch", 0].stem and not plan["esrgan", 0].stem
+  # Every GAN model gets the same GAN phase; the baselines past seed 0 wait for the choice.
+  assert study.study_plan.resolved(plan["esrgan", 0]).train.pretrain_steps == 800
+  assert ("esrgan", 1) not in plan and ("bicubic", 1) not in plan
+  # Where VGG19 weights can be had, the perceptual term joins SINSR's runs (not the
+  # baselines'), and no_perceptual, then a real ablation, keeps it off.
+  vgg = _plan("--budget=converged", "--family_set=loss.weights.perceptual=(2.0,1.5)")
+  resolved = study.study_plan.resolved
+  assert resolved(vgg["sinsr", 0]).loss.weights.perceptual == (2.0, 1.5)
+  assert resolved(vgg["no_perceptual", 1]).loss.weights.perceptual == (0.0,)
+  assert resolved(vgg["esrgan", 0]).loss.weights.perceptual == (0.0,)
+  assert ("no_perceptual", 0) not in plan
+  chosen = {(r.name, r.seed) for r in study.make_plan(_args("--budget=converged"),
+                                                      ["vdsr", "esrgan"]).runs}
+  assert {("vdsr", 1), ("vdsr", 2), ("esrgan", 2)} <= chosen and ("spsr", 1) not in chosen
+
+
+def test_a_run_is_finished_only_with_its_own_seed_and_config(tmp_path):
+  # A finished seed-0 run in the folder of another seed, or with another loss weight, is not
+  # taken for it (before, only the final step was compared).
+  plan = _plan("--budget=smoke")
+  run = plan["no_ssim", 0]
+  folder = run.folder(tmp_path)
+  folder.mkdir(parents=True)
+  config = study.study_plan.resolved(run)
+  (folder / "config.json").write_text(config.to_json_best_effort())
+  (folder / "metrics.json").write_text(json.dumps({"step": 4}))
+  assert study.study_plan.finished(run, tmp_path)
+  config.seed = 1
+  (folder / "config.json").write_text(config.to_json_best_effort())
+  assert not study.study_plan.finished(run, tmp_path)
+  config.seed, config.loss.weights.ssim = 0, (300.0, 350.0)
+  (folder / "config.json").write_text(config.to_json_best_effort())
+  assert study.study_plan.config_differences(run, tmp_path) == ["loss.weights.ssim"]
+  config.loss.weights.ssim, config.data.data_dir = (0.0,), "/elsewhere"  # another machine's
+  (folder / "config.json").write_text(config.to_json_best_effort())
+  assert study.study_plan.finished(run, tmp_path)
 
 
 def test_paper_budget_keeps_each_papers_steps_and_real_data_goes_through_variants():
@@ -47,51 +112,69 @@ def test_paper_budget_keeps_each_papers_steps_and_real_data_goes_through_variant
   assert not any(x.startswith("--config.train.") for x in runs["esrgan"])
   assert runs["esrgan"][-1] == "--config.data.data_dir=/tfds"
   assert "no_perceptual" in runs  # the paper configs have the VGG19 term: the ablation counts
+  assert _flag(runs["sinsr_pretrain"], "train.num_steps") == "100000"
   folder = study.runs(_args("--budget=cpu", "--data=folder", "--path=/img", "--only=vdsr"))
   assert list(folder) == ["vdsr"]
   assert folder["vdsr"][3] == "--config=configs/baselines/vdsr.py:quick,data=folder,path=/img"
 
 
-def test_evaluations_label_the_ablations_and_unknown_runs_are_refused():
-  jobs = study.evaluations(study._parse(["evaluate", "--budget=cpu"]))
-  study_runs = [x for x in jobs["study"] if x.startswith("--run=")]
-  assert len(study_runs) == 10 and "--out=runs/study-cpu/evaluation/study" in jobs["study"]
-  labels = [x[len("--label="):] for x in jobs["ablations"] if x.startswith("--label=")]
-  runs = [x[len("--run="):] for x in jobs["ablations"] if x.startswith("--run=")]
-  assert labels[0] == "full" and runs[0] == "runs/study-cpu/runs/sinsr"
-  assert runs[labels.index("gradient_branch")] == "runs/study-cpu/runs/sinsr_gradient_branch"
-  assert len(labels) == len(runs) == 8  # no no_perceptual at the quick budget
+def test_unknown_runs_are_refused_in_one_line():
   bad = _launch("study.py", "train", "--only=sinsr,nope", "--emit")
-  assert bad.returncode != 0 and "nope not in the study" in bad.stderr
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith(
+      "error: nope not in the study; valid: sinsr, ")
+  budget = _launch("study.py", "train", "--budget=huge", "--emit")
+  assert budget.returncode == 2 and "invalid choice: 'huge'" in budget.stderr
 
 
-def test_verdict_compares_the_best_sinsr_run_and_the_best_baseline_image_by_image():
-  import numpy as np
+def _frames_manifest(tmp_path, monkeypatch):
+  import study_eval
 
-  rng = np.random.default_rng(0)
-  base = rng.uniform(20, 35, 30)  # image difficulty varies far more than the models differ
+  good, other = tmp_path / "src" / "good.tif", tmp_path / "src" / "changed.tif"
+  good.parent.mkdir()
+  good.write_bytes(b"a real frame")
+  other.write_bytes(b"another file under the same name")
+  manifest = tmp_path / "frames.json"
+  manifest.write_text(json.dumps({"frames": [
+      {"file": "good.tif", "url": "", "sha256": study_eval.hashlib.sha256(
+          b"a real frame").hexdigest(), "measure": "particles"},
+      {"file": "changed.tif", "url": "", "sha256": "0" * 64, "measure": "width"},
+      {"file": "absent.tif", "url": "http://127.0.0.1:9/absent.tif", "sha256": "1" * 64,
+       "measure": "width"}]}))
+  monkeypatch.setattr(study_eval, "MANIFEST", manifest)
+  return study_eval, good.parent
 
-  def model(name, psnr_offset, gmsd):
-    images = [{"psnr_db": p + psnr_offset, "gmsd": gmsd} for p in base]
-    return name, images, {"model": name, "class": "all", "psnr_db": float(np.mean(base)) +
-                          psnr_offset, "gmsd": gmsd, "time_ms": 1.0}
 
-  models = [model("bicubic", -5.0, 0.15), model("sinsr", 0.3, 0.06),
-            model("sinsr_gradient_branch", 0.1, 0.07), model("esrgan", 0.0, 0.04)]
-  results = {"rows": [m[2] for m in models], "per_image": {m[0]: m[1] for m in models}}
-  lines = study.verdict(results)
-  # +0.3 dB on every image: far inside the spread of the images, but paired, a clear win.
-  assert lines[0].startswith("- PSNR (dB): **SINSR ahead** — sinsr ")
-  assert "best baseline esrgan" in lines[0] and "paired difference +0.3 ± " in lines[0]
-  assert lines[1].startswith("- GMSD: **baseline ahead** — sinsr 0.06, best baseline esrgan 0.04")
-  only = study.verdict(results, only="sinsr_gradient_branch")
-  assert only[0].startswith("- PSNR (dB): **SINSR ahead** — sinsr_gradient_branch 2")
-  noisy = rng.normal(0, 1, 30)  # sinsr = esrgan + noise: a tie
-  results["per_image"]["sinsr"] = [{"psnr_db": p + n, "gmsd": 0.06}
-                                   for p, n in zip(base, noisy - noisy.mean() + 0.05, strict=True)]
-  assert study.verdict(results)[0].startswith("- PSNR (dB): tie — sinsr")
-  del results["rows"][3], results["rows"][0]
-  assert study.verdict(results) == []  # no baseline to compare with
+def test_frames_are_kept_only_with_their_sha256(tmp_path, monkeypatch, capsys):
+  study_eval, source = _frames_manifest(tmp_path, monkeypatch)
+  a = study._parse(["frames", f"--root={tmp_path}/study", f"--from={source}"])
+  assert study_eval.frames(a) == 2
+  errors = capsys.readouterr().err.strip().splitlines()
+  changed = study_eval.hashlib.sha256(b"another file under the same name").hexdigest()
+  assert errors[0] == (f"error: changed.tif from {source}/changed.tif: sha256 {changed}, the "
+                       f"manifest says {'0' * 64}: refused")
+  assert errors[1].startswith("error: absent.tif: not in --from=") and "--from=DIR" in errors[1]
+  kept = sorted(p.name for p in (tmp_path / "study" / "frames").iterdir())
+  assert kept == ["good.tif"]  # nothing refused or partial is left behind
+  assert study_eval.frames(a) == 2
+  assert "good.tif: present, sha256 checked" in capsys.readouterr().out
+  missing = study._parse(["frames", f"--root={tmp_path}/s2", f"--from={tmp_path}/nowhere"])
+  assert study_eval.frames(missing) == 2
+  assert capsys.readouterr().err.strip() == f"error: --from={tmp_path}/nowhere is not a folder"
+
+
+def _final_state(workdir):
+  from sinsr_jax.training import checkpointing, parallel, runs, train
+
+  config = runs.read_config(str(workdir))
+  mesh = parallel.make_mesh()
+  template = train.initial_state(config, *train.build_models(config),
+                                 *train.build_optimizers(config.optim,
+                                                         config.train.pretrain_steps), mesh)
+  manager = checkpointing.make_manager(str(workdir), None, read_only=True)
+  try:
+    return jax.device_get(checkpointing.restore_latest(manager, template, read_only=True))
+  finally:
+    manager.close()
 
 
 @pytest.mark.slow
@@ -100,37 +183,50 @@ def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_p
           "data.num_workers=0", "data.eval_max_images=2", "model.stem_width=8", "model.width=8",
           "model.growth=4", "model.attention=none", "discriminator.width=4",
           "discriminator.stage_widths=(8,8,16,16)", "train.batch_size=4"]
-  # 2 steps: the pixel-loss phase only (the GAN phase of every model: test_baselines, test_cli).
-  common = ["--budget=smoke", "--steps=2", f"--root={tmp_path}/study",
-            "--only=sinsr,bicubic,no_ssim",
+  # 4 steps: 3 of the shared pixel-loss phase, then 1 GAN step of each ablation.
+  common = ["--budget=smoke", "--steps=4", f"--root={tmp_path}/study", "--only=sinsr,no_ssim",
             *[f"--set={s}" for s in tiny]]
   prepared = _launch("study.py", "prepare", *common, timeout=300)
   assert prepared.returncode == 0, prepared.stderr[-3000:]
   assert "sem_synthetic/tiny" in prepared.stdout and "train 16" in prepared.stdout
   out = tmp_path / "report"
-  done = _launch("study.py", "all", *common, "--split=validation", "--lpips=none",
-                 "--figures=1", f"--out={out}", timeout=1500)
-  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-  assert "[1/3] sinsr: done" in done.stdout and "[3/3] no_ssim: done" in done.stdout
+  for stage in ("train", "evaluate", "report"):
+    done = _launch("study.py", stage, *common, "--split=validation", "--lpips=none",
+                   "--no_real", "--figures=1", f"--out={out}", timeout=1500)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    if stage == "train":
+      assert "[1/3] sinsr_pretrain seed 0: 3 steps" in done.stdout
+      assert "[3/3] no_ssim seed 0: done" in done.stdout
+  runs = tmp_path / "study" / "runs"
   for name in ("sinsr", "no_ssim"):
-    record = json.loads((tmp_path / "study" / "runs" / name / "metrics.json").read_text())
-    assert record["step"] == 2
-    info = json.loads((tmp_path / "study" / "runs" / name / "run_info.json").read_text())
-    assert len(info["git_commit"]) >= 7 and info["seed"] == 0
-  study_table = (out / "study" / "results.md").read_text()
-  assert "| bicubic |" in study_table and "| sinsr |" in study_table
-  ablation_table = (out / "ablations" / "results.md").read_text()
-  assert "| full |" in ablation_table and "| no_ssim |" in ablation_table
-  results = json.loads((out / "study" / "results.json").read_text())
-  assert {r["model"] for r in results["rows"]} == {"bicubic", "sinsr"}
+    record = json.loads((runs / name / "seed0" / "metrics.json").read_text())
+    assert record["step"] == 4
+    info = json.loads((runs / name / "seed0" / "run_info.json").read_text())
+    assert len(info["git_commit"]) >= 7 and info["seed"] == 0 and len(info["code_digest"]) == 16
+    shared = json.loads((runs / name / "seed0" / "shared_from.json").read_text())
+    assert shared["step"] == 3 and shared["stem"].endswith("sinsr_pretrain/seed0")
+  # The shared pixel-loss phase changes nothing: SINSR from the stem equals SINSR trained from
+  # scratch with the same config, bit for bit.
+  argv = study.make_plan(study._parse(["train", *common])).runs[1].argv(tmp_path / "study")
+  assert argv[4].endswith("sinsr/seed0")
+  straight = tmp_path / "straight"
+  alone = subprocess.run([*argv[:4], f"--workdir={straight}", *argv[5:]], cwd=REPO,
+                         capture_output=True, text=True, timeout=600)
+  assert alone.returncode == 0, alone.stderr[-3000:]
+  shared_state, straight_state = _final_state(runs / "sinsr" / "seed0"), _final_state(straight)
+  assert int(shared_state.step) == int(straight_state.step) == 4
+  for x, y in zip(jax.tree.leaves(shared_state), jax.tree.leaves(straight_state), strict=True):
+    np.testing.assert_array_equal(x, y)
   summary = (out / "SUMMARY.md").read_text()
-  assert "python launch/study.py train --budget=smoke --steps=2" in summary
-  assert "- PSNR (dB): " in summary and "Not trained: no_perceptual" in summary
-  figures = sorted((out / "study" / "figures").glob("*.png"))
-  assert figures and all(Image.open(f).width <= study.FIGURE_WIDTH for f in figures)
-  # Started again, nothing is trained twice.
+  assert "python launch/study.py train --budget=smoke --steps=4" in summary
+  assert "| sinsr | 1 |" in summary and "| no_ssim |" in summary
+  assert (out / "curves_ablations.png").exists()
+  # Started again, nothing is trained twice, nothing evaluated twice.
   again = _launch("study.py", "train", *common, timeout=300)
   assert again.returncode == 0 and again.stdout.count("finished already") == 3
+  again = _launch("study.py", "evaluate", *common, "--split=validation", "--lpips=none",
+                  "--no_real", timeout=300)
+  assert again.returncode == 0 and "evaluate synthetic/seed0: up to date" in again.stdout
 
 
 @pytest.mark.parametrize("stage", ["evaluate", "report"])

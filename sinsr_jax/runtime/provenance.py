@@ -25,6 +25,22 @@ def git_commit(short: bool = False) -> str:
     return "unknown (not a git checkout)"
 
 
+def code_digest() -> str:
+  """sha256 of the package's and the configs' Python sources (paths and contents): which code
+  trained a run, whatever the checkout's git state (a ``+dirty`` commit names no code)."""
+  import hashlib
+  import pathlib
+
+  package = pathlib.Path(__file__).resolve().parents[1]
+  digest = hashlib.sha256()
+  for folder in (package, package.parent / "configs"):
+    for path in sorted(folder.rglob("*.py")):
+      if "__pycache__" not in path.parts:
+        digest.update(path.relative_to(package.parent).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+  return digest.hexdigest()[:16]
+
+
 def versions() -> dict[str, str]:
   found = {}
   for name in PACKAGES:
@@ -38,7 +54,8 @@ def versions() -> dict[str, str]:
 def describe(seed: int) -> dict:
   import jax
 
-  return {"git_commit": git_commit(), "seed": seed, "command": sys.argv,
+  return {"git_commit": git_commit(), "code_digest": code_digest(), "seed": seed,
+          "command": sys.argv,
           "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
           "host": platform.node(), "python": platform.python_version(),
           "processes": jax.process_count(),

@@ -1,0 +1,171 @@
+"""The study's frames and evaluate stages.
+
+``frames``: the real micrographs of launch/real_frames.json into ``<root>/frames``: each from
+``--from=DIR`` where it lies there, else from its local path or its URL, and kept only if its
+sha256 is the manifest's (a mismatch is refused in one line).
+
+``evaluate``: per seed, every finished run of that seed (and bicubic) scored with
+``sinsr_jax.evaluate``, once on the dataset's test split and once on the real frames
+(``--images``, a centre crop of each image area): ``<root>/evaluation/{synthetic,real}/seed<k>``.
+An evaluation whose runs and steps have not changed is not redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import study_plan as plan_
+import study_train
+
+MANIFEST = plan_.REPO / "launch" / "real_frames.json"
+REAL_CROP = 768  # HR px: a centre crop of each image area (whole frames cost 2-5x the time)
+DOWNLOAD_TIMEOUT_S = 60
+
+
+def manifest() -> list[dict]:
+  return json.loads(MANIFEST.read_text())["frames"]
+
+
+def _sha256(path: pathlib.Path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _fetch(frame: dict, source_dir: str, partial: pathlib.Path) -> str:
+  """Puts the frame's bytes at ``partial``; returns where they came from, or raises OSError."""
+  candidates = [pathlib.Path(source_dir).expanduser() / frame["file"]] if source_dir else []
+  if frame.get("local"):
+    candidates.append(plan_.REPO / frame["local"])
+  for path in candidates:
+    if path.is_file():
+      shutil.copyfile(path, partial)
+      return str(path)
+  if not frame.get("url"):
+    raise OSError("no URL: it comes only from a folder (--from=DIR)")
+  with urllib.request.urlopen(frame["url"], timeout=DOWNLOAD_TIMEOUT_S) as response, \
+      open(partial, "wb") as f:
+    shutil.copyfileobj(response, f)
+  return frame["url"]
+
+
+def frames(a, say=print) -> int:
+  folder = pathlib.Path(a.root) / "frames"
+  folder.mkdir(parents=True, exist_ok=True)
+  if a.source and not pathlib.Path(a.source).expanduser().is_dir():
+    print(f"error: --from={a.source} is not a folder", file=sys.stderr)
+    return 2
+  bad = 0
+  for frame in manifest():
+    target = folder / frame["file"]
+    if target.is_file() and _sha256(target) == frame["sha256"]:
+      say(f"{frame['file']}: present, sha256 checked")
+      continue
+    partial = folder / f".{frame['file']}.partial"
+    try:
+      source = _fetch(frame, a.source, partial)
+    except OSError as e:
+      bad += 1
+      print(f"error: {frame['file']}: not in --from={a.source or '(none)'} and not downloadable "
+            f"({getattr(e, 'reason', None) or e}); put the file in a folder and pass "
+            f"--from=DIR", file=sys.stderr)
+      continue
+    got = _sha256(partial)
+    if got != frame["sha256"]:
+      partial.unlink()
+      bad += 1
+      print(f"error: {frame['file']} from {source}: sha256 {got}, the manifest says "
+            f"{frame['sha256']}: refused", file=sys.stderr)
+      continue
+    partial.replace(target)
+    say(f"{frame['file']}: from {source}, sha256 checked")
+  return 2 if bad else 0
+
+
+def _runs_of_seed(plan: plan_.Plan, seed: int, root: pathlib.Path):
+  """(finished runs of ``seed`` to score, names of the others not finished yet)."""
+  runs = [r for r in plan.runs if r.seed == seed and r.name not in (plan_.STEM, "bicubic")]
+  done = [r for r in runs if plan_.finished(r, root)]
+  return done, [r.name for r in runs if r not in done]
+
+
+def jobs(a, plan: plan_.Plan) -> list[tuple[pathlib.Path, list[str], list[str]]]:
+  """(output folder, argv, names not finished) of every evaluation, seed by seed."""
+  root = pathlib.Path(a.root)
+  out = []
+  for seed in sorted({r.seed for r in plan.runs}):
+    done, waiting = _runs_of_seed(plan, seed, root)
+    if not done:
+      continue
+    base = [sys.executable, "-m", "sinsr_jax.evaluate",
+            *[f"--run={r.folder(root)}" for r in done], *[f"--label={r.name}" for r in done],
+            f"--lpips={a.lpips}", "--seed=0"]  # every seed scored on the same LR images
+    synthetic = root / "evaluation" / "synthetic" / f"seed{seed}"
+    out.append((synthetic, [*base, f"--split={a.split}", f"--max_images={a.max_images}",
+                            f"--figures={a.figures if seed == 0 else 0}", f"--out={synthetic}"],
+                waiting))
+    if not a.no_real:
+      real = root / "evaluation" / "real" / f"seed{seed}"
+      out.append((real, [*base, f"--images={root / 'frames'}", f"--crop={a.real_crop}",
+                         f"--figures={a.figures if seed == 0 else 0}", f"--out={real}"],
+                  waiting))
+  return out
+
+
+def up_to_date(folder: pathlib.Path, argv: list[str]) -> bool:
+  """The folder's results.json scored these very runs at their current steps."""
+  record = folder / "results.json"
+  if not record.exists():
+    return False
+  saved = json.loads(record.read_text()).get("runs", {})
+  runs = [x[len("--run="):] for x in argv if x.startswith("--run=")]
+  labels = [x[len("--label="):] for x in argv if x.startswith("--label=")]
+  want = {label: plan_.final_step(pathlib.Path(run)) for label, run in zip(labels, runs,
+                                                                         strict=True)}
+  have = {label: r.get("step") for label, r in saved.items() if label != "bicubic"}
+  return have == want
+
+
+def evaluate(a, plan: plan_.Plan, say=print) -> int:
+  todo = jobs(a, plan)
+  if not todo:
+    names = sorted({r.name for r in plan.runs if r.name != plan_.STEM})
+    print(f"error: not trained yet under {a.root}/runs: {', '.join(names)}; run the train "
+          "stage first (or leave them out with --only)", file=sys.stderr)
+    return 2
+  if not a.no_real and not any((pathlib.Path(a.root) / "frames").glob("*.*")):
+    print(f"error: no real frames in {a.root}/frames; run the frames stage first (or "
+          "--no_real)", file=sys.stderr)
+    return 2
+  if a.emit:
+    for _, argv, _ in todo:
+      say(" ".join(["python", *argv[1:]]))
+    return 0
+  failed = 0
+  for folder, argv, waiting in todo:
+    name = "/".join(folder.parts[-2:])
+    if waiting:
+      say(f"evaluate {name}: not trained yet, left out: {', '.join(waiting)}")
+    if up_to_date(folder, argv):
+      say(f"evaluate {name}: up to date")
+      continue
+    say(f"evaluate {name}: {len([x for x in argv if x.startswith('--run=')])} runs")
+    folder.mkdir(parents=True, exist_ok=True)
+    began = time.time()
+    with open(folder / "evaluate.log", "w") as log:
+      code = subprocess.run(argv, cwd=plan_.REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+    study_train.record_time(pathlib.Path(a.root), "evaluate", name, time.time() - began,
+                            code=code)
+    if code:
+      failed += 1
+      say(f"evaluate {name}: FAILED (exit {code}); its log: {folder / 'evaluate.log'}")
+  return 1 if failed else 0

@@ -1,0 +1,174 @@
+"""The study's train stage: every planned run in turn, resumable, one progress line per run.
+
+Started again, finished runs (their full config and last step) are skipped, interrupted ones
+continue from their checkpoints, and a failed run does not stop the others (runs that start
+from a failed stem are skipped, saying so). SINSR's runs of one seed start from a copy of the
+stem's last checkpoint (study_plan). The baselines trained at every seed are chosen once all
+seed-0 baselines have finished, by their final validation PSNR (never the test split), and the
+choice is kept in ``<root>/strongest_baselines.json``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+import study_plan as plan_
+
+VALIDATION_METRIC = "psnr_db"
+
+
+def strongest(root: pathlib.Path, runs: list[plan_.Run]) -> list[str] | None:
+  """The STRONGEST baselines by final validation PSNR at seed 0, or None before they finished."""
+  record = root / "strongest_baselines.json"
+  if record.exists():
+    return json.loads(record.read_text())["chosen"]
+  candidates = [r for r in runs if r.seed == 0 and r.name in plan_.baselines()
+                and r.name != "bicubic"]
+  if not candidates or not all(plan_.finished(r, root) for r in candidates):
+    return None
+  scores = {r.name: json.loads((r.folder(root) / "metrics.json").read_text())[VALIDATION_METRIC]
+            for r in candidates}
+  chosen = sorted(scores, key=scores.get, reverse=True)[:plan_.STRONGEST]
+  record.write_text(json.dumps({
+      "chosen": chosen, "by": f"final validation {VALIDATION_METRIC} at seed 0",
+      "validation": scores, "date": datetime.datetime.now().isoformat(timespec="seconds")},
+      indent=2))
+  return chosen
+
+
+def seed_from_stem(run: plan_.Run, stem: plan_.Run, root: pathlib.Path) -> None:
+  """Gives ``run`` the stem's last checkpoint and validation history, unless it has started.
+
+  Copied under a temporary name and renamed, so a kill mid-copy leaves no partial checkpoint."""
+  folder = run.folder(root)
+  checkpoints = folder / "checkpoints"
+  if checkpoints.is_dir() and any(d.name.isdigit() for d in checkpoints.iterdir()):
+    return
+  step = plan_.final_step(stem.folder(root))
+  source = stem.folder(root) / "checkpoints" / str(step)
+  folder.mkdir(parents=True, exist_ok=True)
+  partial = folder / "checkpoints.partial"
+  shutil.rmtree(partial, ignore_errors=True)
+  shutil.copytree(source, partial / str(step))
+  shutil.rmtree(checkpoints, ignore_errors=True)
+  os.replace(partial, checkpoints)
+  shutil.copyfile(stem.folder(root) / "metrics.json", folder / "metrics.json")
+  (folder / "shared_from.json").write_text(json.dumps({
+      "stem": str(stem.folder(root)), "step": step,
+      "why": "the pixel-loss phase, shared by SINSR's runs of this seed (launch/study_plan.py)"},
+      indent=2))
+
+
+def _log(root: pathlib.Path, run: plan_.Run) -> pathlib.Path:
+  folder = root / "logs"
+  folder.mkdir(parents=True, exist_ok=True)
+  return folder / f"{run.name}-seed{run.seed}.log"
+
+
+def _steps_left(run: plan_.Run, root: pathlib.Path) -> int:
+  config = plan_.resolved(run)
+  if config.model.name == "bicubic":
+    return 0
+  done = plan_.final_step(run.folder(root)) or 0
+  shared = config.train.pretrain_steps if run.stem and done == 0 else 0
+  return max(config.train.num_steps - max(done, shared), 0)
+
+
+def _clock(seconds: float) -> str:
+  return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def train(a, make_plan, say=print) -> int:
+  """Trains what ``make_plan(strongest)`` lists, re-planned after each run; 1 if any failed."""
+  root = pathlib.Path(a.root)
+  attempted, failed, announced = set(), [], set()
+  rate = None  # seconds per step, measured on this invocation's runs
+  start = time.time()
+  while True:
+    plan = make_plan(None)
+    plan = make_plan(strongest(root, plan.runs))
+    if a.emit:
+      for run in plan.runs:
+        say(shlex.join(["python", *run.argv(root)[1:]]))
+      say(*[f"# later: {p} (the strongest baselines are chosen after seed 0)"
+            for p in plan.pending[:1]])
+      return 0
+    todo = []
+    for run in plan.runs:
+      key = (run.name, run.seed)
+      if key in attempted:
+        continue
+      if plan_.finished(run, root):
+        if key not in announced:
+          say(f"{run.name} seed {run.seed}: finished already")
+          announced.add(key)
+        continue
+      todo.append(run)
+    if not todo:
+      break
+    run = todo[0]
+    attempted.add((run.name, run.seed))
+    index = len(attempted)
+    tag = f"[{index}/{index + len(todo) - 1}] {run.name} seed {run.seed}"
+    if run.stem:
+      stem = next(r for r in plan.runs if r.name == run.stem and r.seed == run.seed)
+      if not plan_.finished(stem, root):
+        failed.append(f"{run.name} seed {run.seed}")
+        say(f"{tag}: skipped, its stem {stem.name} seed {stem.seed} did not finish")
+        continue
+      seed_from_stem(run, stem, root)
+    left = _steps_left(run, root)
+    total = sum(_steps_left(r, root) for r in todo)
+    eta = "" if rate is None else (
+        f", ~{_clock(left * rate)} (ETA {_at(left * rate)}); all left ~{_clock(total * rate)}")
+    say(f"{tag}: {left} steps{eta}; log {_log(root, run)}")
+    began = time.time()
+    with open(_log(root, run), "a") as log:
+      log.write(f"# {datetime.datetime.now().isoformat(timespec='seconds')} "
+                f"{shlex.join(['python', *run.argv(root)[1:]])}\n")
+      log.flush()
+      code = subprocess.run(run.argv(root), cwd=plan_.REPO, stdout=log,
+                            stderr=subprocess.STDOUT).returncode
+    took = time.time() - began
+    record_time(root, "train", f"{run.name} seed {run.seed}", took, left, code)
+    if code:
+      failed.append(f"{run.name} seed {run.seed}")
+      say(f"{tag}: FAILED (exit {code}) after {_clock(took)}; its log: {_log(root, run)}")
+      continue
+    if left:
+      rate = took / left if rate is None else 0.5 * (rate + took / left)
+    say(f"{tag}: done in {_clock(took)}")
+  say(f"train: {len(attempted)} run(s) this time in {_clock(time.time() - start)}"
+      + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
+  pending = make_plan(strongest(root, make_plan(None).runs)).pending
+  if pending:
+    say(f"waiting: {', '.join(pending)}")
+  return 1 if failed else 0
+
+
+def record_time(root: pathlib.Path, stage: str, what: str, seconds: float, steps: int = 0,
+                code: int = 0) -> None:
+  """One line per run or evaluation in ``<root>/timings.jsonl``: the study's wall time."""
+  import platform
+
+  with open(root / "timings.jsonl", "a") as f:
+    f.write(json.dumps({"stage": stage, "what": what, "seconds": round(seconds, 1),
+                        "steps": steps, "exit": code, "host": platform.node(),
+                        "cpus": os.cpu_count(), "machine": platform.machine(),
+                        "date": datetime.datetime.now().isoformat(timespec="seconds")}) + "\n")
+
+
+def _at(seconds: float) -> str:
+  return (datetime.datetime.now() + datetime.timedelta(seconds=seconds)).strftime("%H:%M")
+
+
+if __name__ == "__main__":
+  sys.exit("run launch/study.py train")
