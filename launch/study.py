@@ -62,7 +62,9 @@ def make_plan(a, strongest=None) -> study_plan.Plan:
   if a.seeds:
     budget = study_plan.dataclasses.replace(budget, seeds=a.seeds)
   variants = with_data(budget.variants, a.data, a.path)
-  plan = study_plan.make(budget, variants, a.set, [n for n in a.only.split(",") if n],
+  pin = ([f"data.name=sem_synthetic:{budget.dataset_version}"]
+         if budget.dataset_version and a.data == "sem_synthetic" else [])
+  plan = study_plan.make(budget, variants, [*pin, *a.set], [n for n in a.only.split(",") if n],
                          tuple(a.family_set), strongest)
   unknown = set.intersection(*map(set, plan.lacking.values())) if plan.lacking else set()
   if unknown:
@@ -87,12 +89,7 @@ def _say(*parts) -> None:
 
 def prepare(a) -> int:
   """Builds the dataset the runs read (TFDS), so training starts on prepared data."""
-  variants = BUDGETS[a.budget].variants
-  config = load_config(f"configs/sinsr.py:{with_data(variants, a.data, a.path)}")
-  for s in a.set:
-    if s.startswith("data."):
-      key, value = s[len("data."):].split("=", 1)
-      config.data[key] = type(config.data[key])(value) if config.data[key] is not None else value
+  config = study_plan.resolved(make_plan(a).runs[0])  # every run reads the same data
   from sinsr_jax.data import input_pipeline
   from sinsr_jax.errors import UserError
 

@@ -32,7 +32,8 @@ class Budget:
   """variants: configs' variants; steps: per run (0 = each config's own); gan_steps: of those,
   SINSR's GAN phase (None = the config's own proportion); seeds: of every run a verdict rests on;
   eval_every: validation points (0 = once, at the end); decay: scale the learning-rate decay with
-  the steps (the quick schedule's shape, stretched)."""
+  the steps (the quick schedule's shape, stretched); dataset_version: sem_synthetic pinned, so
+  that a later default version does not change the runs."""
 
   variants: str
   steps: int
@@ -40,6 +41,7 @@ class Budget:
   seeds: int = 1
   eval_every: int = 0
   decay: bool = False
+  dataset_version: str = ""  # sem_synthetic's version, pinned ("" = the builder's default)
 
 
 BUDGETS = {
@@ -47,7 +49,8 @@ BUDGETS = {
     "cpu": Budget("quick", 600),
     # Validation PSNR every 100 steps; every GAN model's GAN phase is 700 of 1500 steps (47%);
     # 3 seeds. docs/evaluation/study.md gives the curves that chose it.
-    "converged": Budget("quick", 1500, gan_steps=700, seeds=3, eval_every=100, decay=True),
+    "converged": Budget("quick", 1500, gan_steps=700, seeds=3, eval_every=100, decay=True,
+                        dataset_version="2.0.0"),
     "paper": Budget("", 0),
 }
 QUICK_STEPS, QUICK_DECAY_STEPS = 1000, 200  # configs/sinsr.py's quick schedule, stretched

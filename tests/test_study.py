@@ -60,6 +60,7 @@ def test_converged_budget_seeds_phases_and_shared_pretraining():
     assert {n for n, s in plan if s == seed} >= family | {"sinsr_pretrain"}
     config = study.study_plan.resolved(plan["sinsr", seed])
     assert config.seed == seed and config.train.num_steps == 1500
+    assert config.data.name == "sem_synthetic:2.0.0"  # a later default version changes nothing
     # The structure-informed loss acts for at least 40% of the steps.
     assert (config.train.num_steps - config.train.pretrain_steps) / config.train.num_steps >= 0.4
   assert plan["sinsr", 1].folder(study.pathlib.Path("r")).as_posix() == "r/runs/sinsr/seed1"
