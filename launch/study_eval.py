@@ -64,6 +64,11 @@ def frames(a, say=print) -> int:
   if a.source and not pathlib.Path(a.source).expanduser().is_dir():
     print(f"error: --from={a.source} is not a folder", file=sys.stderr)
     return 2
+  if a.source and not any((pathlib.Path(a.source).expanduser() / f["file"]).is_file()
+                          for f in manifest()):
+    print(f"error: --from={a.source} holds none of the {len(manifest())} frames of "
+          f"{MANIFEST.name} (by file name)", file=sys.stderr)
+    return 2
   bad = 0
   for frame in manifest():
     target = folder / frame["file"]

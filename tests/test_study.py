@@ -161,6 +161,11 @@ def test_frames_are_kept_only_with_their_sha256(tmp_path, monkeypatch, capsys):
   missing = study._parse(["frames", f"--root={tmp_path}/s2", f"--from={tmp_path}/nowhere"])
   assert study_eval.frames(missing) == 2
   assert capsys.readouterr().err.strip() == f"error: --from={tmp_path}/nowhere is not a folder"
+  (tmp_path / "empty").mkdir()
+  empty = study._parse(["frames", f"--root={tmp_path}/s3", f"--from={tmp_path}/empty"])
+  assert study_eval.frames(empty) == 2
+  assert capsys.readouterr().err.strip() == (f"error: --from={tmp_path}/empty holds none of the "
+                                             "3 frames of frames.json (by file name)")
 
 
 def _final_state(workdir):
