@@ -151,8 +151,10 @@ def _difference(d, column: Column) -> str:
 
 def verdict_lines(results, unconverged: set[str]) -> list[str]:
   lines = []
+  if not results:
+    return ["Not measured: a run of this comparison has not been evaluated yet."]
   for a, b, column, d in results:
-    if b in unconverged:
+    if b in unconverged and b in plan_.baselines():
       lines.append(f"- {a} vs {b}, {column.title}: not ranked ({b} did not converge)")
       continue
     outcome = d.outcome(column.better)
@@ -222,12 +224,15 @@ def ablation_table(real, synthetic, unconverged) -> tuple[list[str], list, list]
           "synthetic PSNR", "synthetic GMSD"]
   out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for name, _ in pairs:
-    found = [(c, d) for a, _, c, d in real_results if a == name]
-    found += [(c, d) for a, _, c, d in synthetic_results if a == name]
-    if not found:
+    real_found = {c.key: d for a, _, c, d in real_results if a == name}
+    synthetic_found = {c.key: d for a, _, c, d in synthetic_results if a == name}
+    if not real_found and not synthetic_found:
       continue
+    cells = [_difference(real_found[c.key], c) if c.key in real_found else "—" for c in REAL]
+    cells += [_difference(synthetic_found[c.key], c) if c.key in synthetic_found else "—"
+              for c in (SYNTHETIC[0], SYNTHETIC[2])]
     label = name + (" (unconverged)" if name in unconverged else "")
-    out.append(f"| {label} | " + " | ".join(_difference(d, c) for c, d in found) + " |")
+    out.append(f"| {label} | " + " | ".join(cells) + " |")
   return out, real_results, synthetic_results
 
 
@@ -369,7 +374,7 @@ def plain_verdicts(found, unconverged: set[str]) -> list[str]:
       lines.append(f"- {claim} ({source}): not measured yet.")
       continue
     for a, b in pairs:
-      if b in unconverged:
+      if b in unconverged and b in plan_.baselines():
         lines.append(f"- {a} vs {b}: not ranked, {b} did not converge.")
         continue
       got = {"A": [], "B": [], "tie": [], "undecided": []}
@@ -381,7 +386,9 @@ def plain_verdicts(found, unconverged: set[str]) -> list[str]:
                f"tie on {', '.join(got['tie'])}" if got["tie"] else "",
                f"undecided on {', '.join(got['undecided'])}" if got["undecided"] else ""]
       on = {"real": "real frames", "synthetic": "the test split"}[source]
-      lines.append(f"- {a} vs {b} ({on}): " + "; ".join(w for w in words if w) + ".")
+      caveat = [x for x in (a, b) if x in unconverged]
+      lines.append(f"- {a} vs {b} ({on}): " + "; ".join(w for w in words if w) + "."
+                   + (f" ({', '.join(caveat)} not converged.)" if caveat else ""))
   return lines
 
 
@@ -398,7 +405,9 @@ def _notes(source: str, scores) -> list[str]:
             "size (launch/real_frames.json names what is measured on each) against HR's; "
             "Size W1: the size distributions' Wasserstein distance over HR's mean. Values: mean "
             "over frames and seeds ± half the two-way bootstrap 95% interval."]
-  return [f"{len(images)} test images; the same conventions."]
+  return [f"{len(images)} test images, whole; x4, LR = MATLAB bicubic; PSNR/SSIM BasicSR "
+          "(border 4, [0, 255]). Values: mean over images and seeds ± half the two-way "
+          "bootstrap 95% interval."]
 
 
 def _curves(out: pathlib.Path, runs, root, deltas) -> list[str]:
@@ -424,7 +433,7 @@ def _head(a, root: pathlib.Path) -> list[str]:
   commits = sorted({i.get("git_commit", "unknown")[:7] + ("+dirty" if "dirty" in i.get(
       "git_commit", "") else "") for i in infos})
   digests = sorted({i.get("code_digest", "not recorded") for i in infos})
-  stages = ("frames", "prepare", "train", "evaluate", "report")
+  stages = ("prepare", "frames", "train", "evaluate", "report")
   return [f"# The study at budget `{a.budget}`", "",
           f"Runs trained at commit(s) {', '.join(commits) or 'unknown'} (code digests "
           f"{', '.join(digests)}: sinsr_jax/ and configs/, recorded in each run_info.json), "

@@ -21,7 +21,7 @@ from sinsr_jax import metrics, weights
 from sinsr_jax.data import degradations
 from sinsr_jax.errors import UserError
 from sinsr_jax.evaluation import command as evaluate
-from sinsr_jax.evaluation import report
+from sinsr_jax.evaluation import downstream, report
 from sinsr_jax.models import vgg
 from sinsr_jax.training import runs
 
@@ -260,6 +260,18 @@ def test_evaluate_on_a_folder_of_the_users_micrographs(trained_run, tmp_path, le
     expected = float(metrics.psnr_db(degradations.bicubic_upscale(lr[None], 4), hr[None],
                                      crop_border=4)[0])
     assert result["per_image"]["bicubic"][i]["psnr_db"] == pytest.approx(expected, abs=1e-4)
+    # Downstream sizes: at the file's pixel size (FEI's metadata; HR pixels where none), on
+    # the metrics' view, LR measured at its own pixel size.
+    pixel = micrographs.read(str(folder / name)).instrument.pixel_size_nm
+    view = lambda x: np.clip(x, 0, 1)[4:-4, 4:-4].mean(axis=-1)  # noqa: E731
+    bicubic = degradations.bicubic_upscale(lr[None], 4)[0]
+    want = downstream.size_scores(view(bicubic), view(hr), pixel[0] if pixel else 1.0, 4)
+    got = result["per_image"]["bicubic"][i]
+    for key in ("width_mean_nm", "particles_count", "pores_rel_error"):
+      assert got[key] == pytest.approx(want[key], nan_ok=True), (name, key)
+    lr_sizes = json.loads((out / "results.json").read_text())["lr_sizes"]
+    assert lr_sizes[str(folder / name)]["unit"] == ("nm" if pixel else "HR px")
+  assert micrographs.read(str(folder / "fei.tif")).instrument.pixel_size_nm  # one calibrated
   text = (out / "results.md").read_text()
   assert f"on {folder} (image areas above the databars): 3 images" in text
   assert len(list((out / "figures").iterdir())) == 1
