@@ -90,7 +90,7 @@ def train(a, make_plan, say=print) -> int:
   """Trains what ``make_plan(strongest)`` lists, re-planned after each run; 1 if any failed."""
   root = pathlib.Path(a.root)
   attempted, failed, announced = set(), [], set()
-  rate = None  # seconds per step, measured on this invocation's runs
+  rate = _measured_rate(root)  # seconds per step, from the runs timed so far
   start = time.time()
   while True:
     plan = make_plan(None)
@@ -152,6 +152,16 @@ def train(a, make_plan, say=print) -> int:
   if pending:
     say(f"waiting: {', '.join(pending)}")
   return 1 if failed else 0
+
+
+def _measured_rate(root: pathlib.Path) -> float | None:
+  """Seconds per step over the study's finished trainings (timings.jsonl), None before one."""
+  path = root / "timings.jsonl"
+  if not path.exists():
+    return None
+  lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+  done = [x for x in lines if x["stage"] == "train" and x["steps"] and not x["exit"]]
+  return sum(x["seconds"] for x in done) / sum(x["steps"] for x in done) if done else None
 
 
 def record_time(root: pathlib.Path, stage: str, what: str, seconds: float, steps: int = 0,
