@@ -7,6 +7,7 @@ micrographs first. One command per stage, every stage resumable:
     python launch/study.py evaluate --budget=converged   # per seed: test split and real frames
     python launch/study.py report   --budget=converged   # SUMMARY.md, curves -> docs/results/
     python launch/study.py all      --budget=converged   # the five in turn
+    python launch/study.py status   --budget=converged   # what is finished, what is left
 
 Runs (launch/study_plan.py): SINSR, SINSR with the gradient branch, SINSR on the pixel loss
 alone, every baseline of configs/baselines/, and SINSR's ablations (configs/ablations.py); SINSR's
@@ -109,6 +110,10 @@ def train(a) -> int:
   return study_train.train(a, lambda strongest: make_plan(a, strongest), _say)
 
 
+def status(a) -> int:
+  return study_train.status(a, lambda strongest: make_plan(a, strongest), _say)
+
+
 def frames(a) -> int:
   return study_eval.frames(a, _say)
 
@@ -127,7 +132,7 @@ def _parse(argv):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])
-  p.add_argument("stage", choices=(*STAGES, "all"))
+  p.add_argument("stage", choices=(*STAGES, "all", "status"))
   p.add_argument("--budget", choices=tuple(BUDGETS), default="cpu")
   p.add_argument("--steps", type=int, default=None, help="steps per run (default: the budget's; "
                  "0 = each config's own)")
@@ -157,7 +162,7 @@ def _parse(argv):
   a.root = a.root or f"runs/study-{a.budget}"
   # The options, as the report prints them (the stage name varies).
   a.cli = shlex.join(x for x in (argv if argv is not None else sys.argv[1:])
-                     if x not in (*STAGES, "all"))
+                     if x not in (*STAGES, "all", "status"))
   return a
 
 

@@ -154,6 +154,29 @@ def train(a, make_plan, say=print) -> int:
   return 1 if failed else 0
 
 
+def status(a, make_plan, say=print) -> int:
+  """Where the study stands: each planned run finished, under way (its step) or waiting, and
+  the time the rest needs at the measured seconds per step."""
+  root = pathlib.Path(a.root)
+  plan = make_plan(strongest(root, make_plan(None).runs))
+  rate, left, counts = _measured_rate(root), 0, {"finished": 0, "under way": 0, "waiting": 0}
+  for run in plan.runs:
+    if plan_.finished(run, root):
+      state = "finished"
+    else:
+      step = plan_.final_step(run.folder(root))
+      state = "under way" if step else "waiting"
+      left += _steps_left(run, root)
+      if step:
+        say(f"{run.name} seed {run.seed}: under way, validated at step {step}")
+    counts[state] += 1
+  eta = f"; about {_clock(left * rate)} of training left" if rate else ""
+  say(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+      + f"{eta}" + (f"; not planned yet: {len(plan.pending)} (chosen after seed 0)"
+                    if plan.pending else ""))
+  return 0
+
+
 def _measured_rate(root: pathlib.Path) -> float | None:
   """Seconds per step over the study's finished trainings (timings.jsonl), None before one."""
   path = root / "timings.jsonl"

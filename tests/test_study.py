@@ -227,6 +227,9 @@ def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_p
   assert "python launch/study.py train --budget=smoke --steps=4" in summary
   assert "| sinsr | 1 |" in summary and "| no_ssim |" in summary
   assert (out / "curves_ablations.png").exists()
+  state = _launch("study.py", "status", *common, timeout=120)
+  assert state.stdout.strip().endswith("3 runs: 3 finished, 0 under way, 0 waiting; about 0 min "
+                                       "of training left"), state.stdout
   # Started again, nothing is trained twice, nothing evaluated twice.
   again = _launch("study.py", "train", *common, timeout=300)
   assert again.returncode == 0 and again.stdout.count("finished already") == 3
