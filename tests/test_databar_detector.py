@@ -80,3 +80,14 @@ def test_look_alikes_stay_negative():
                       ("grey bottom", grey_bottom), ("one speck", specks)):
     for form in (frame.astype(np.uint8), _jpeg(frame, 85)):
       assert find_databar(form) == -1, name
+
+
+@pytest.mark.parametrize("kind", ["particles", "fibres"])
+def test_particles_on_a_flat_substrate_are_not_a_table(kind):
+  # Flat mid-grey background with bright objects: rows of one level plus "light text". A
+  # table also needs two cell levels side by side and a full-width grid line.
+  from tfds_sem.sem_synthetic import scenes
+
+  for seed in range(10):
+    image, _ = scenes.render_scene(np.random.default_rng(seed), 256, kind)
+    assert find_databar(image) == -1, seed
