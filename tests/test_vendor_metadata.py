@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 import tifffile
 from PIL import Image
 from test_databar_detector import tescan_table
-from test_micrograph_files import fei_frame
+from test_micrograph_files import _fei_tiff, fei_frame
 
 from sinsr_jax.data import degradations
 from sinsr_jax.inference import micrographs, upscaling
@@ -199,3 +199,11 @@ def test_nffa_archive_sidecar_after_its_image(tmp_path):
   rows = {e["filename"].decode(): int(e["databar_row"]) for split in builder.info.splits
           for e in builder.as_data_source(split=split)}
   assert rows["Tips.tar/Tips/jeol_frame.jpg"] == 400
+
+
+def test_fei_databar_height_0_lets_the_pixels_decide(tmp_path):
+  """FEI writes DatabarHeight=0 for frames whose databar is drawn into the image."""
+  _fei_tiff(tmp_path / "fei0.tif", fei_frame(np.random.default_rng(9)), rows=440, bar=0)
+  micrograph = micrographs.read(str(tmp_path / "fei0.tif"))
+  assert micrograph.instrument.databar_row is None and micrograph.instrument.warnings == ()
+  assert upscaling.find_databar_row(micrograph, "crop") == (400, "image detector")

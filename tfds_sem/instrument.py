@@ -205,8 +205,8 @@ def fei(meta: dict, height: int) -> Instrument:
 
 
 def fei_databar_row(image_rows, databar_height, height: int) -> tuple[int | None, str]:
-  """(first databar row or -1 for none or None for unknown, a warning or "") from FEI's
-  ``ResolutionY`` and ``DatabarHeight`` for a frame of ``height`` rows."""
+  """(first databar row, or None for the image detector to decide, and a warning or "") from
+  FEI's ``ResolutionY`` and ``DatabarHeight`` for a frame of ``height`` rows."""
   def whole(value):
     return int(value) if isinstance(value, (int, float)) and float(value).is_integer() else None
 
@@ -223,7 +223,9 @@ def fei_databar_row(image_rows, databar_height, height: int) -> tuple[int | None
   if rows + bar != height or not 0 < rows <= height or bar < 0:
     return None, (f"FEI metadata says {rows} image rows and a {bar}-row databar, but the image "
                   f"has {height} rows; the image detector decides")
-  return (rows if bar else -1), ""
+  # A 0-row databar is what FEI writes for frames saved with their databar drawn into the
+  # image too: no databar stated, the pixels decide.
+  return (rows if bar else None), ""
 
 
 def sis(meta: dict) -> Instrument:
