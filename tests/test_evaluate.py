@@ -253,9 +253,10 @@ def test_evaluate_on_a_folder_of_the_users_micrographs(trained_run, tmp_path, le
                               data_dir=None)
   degrade = input_pipeline.degradation_from_config(data)
   for i, (name, rows) in enumerate((("fei.tif", 400), ("plain.tif", 96), ("zeiss.png", 158))):
-    hr = micrographs.model_input(micrographs.read(str(folder / name)), 1)[:rows]
+    hr = micrographs.model_input(micrographs.read(str(folder / name)).for_image_area(rows),
+                                 1)[:rows]
     hr = hr[:hr.shape[0] // 4 * 4, :hr.shape[1] // 4 * 4]
-    assert hr.max() > 0.5  # 12 bits in 16: the frame's own range, not 15264..20096 / 65535
+    assert hr.max() > 0.5  # 12 bits in 16: the image area's range, not 15264..20096 / 65535
     lr = degrade(hr, np.random.default_rng([source.config.seed, 7919, i]))
     expected = float(metrics.psnr_db(degradations.bicubic_upscale(lr[None], 4), hr[None],
                                      crop_border=4)[0])

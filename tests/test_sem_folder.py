@@ -74,13 +74,15 @@ def test_folder_keeps_16_bits_classes_and_databars(lab_folder, tmp_path):
                     "Particles/deep/p16_rgb.tiff": "Particles", "Fibres/f8.tif": "Fibres",
                     "Fibres/with_bar.jpg": "Fibres"}
   assert all(e["image"].dtype == np.uint16 for e in examples.values())
-  np.testing.assert_array_equal(examples["Particles/p16.tif"]["image"][..., 0],
-                                files["Particles/p16.tif"])  # 16-bit levels kept exactly
+  p16 = files["Particles/p16.tif"].astype(np.float64)  # 16 bits: stretched from its own range
+  stretched = np.floor((p16 - p16.min()) / (p16.max() - p16.min()) * 65535 + 0.5)
+  np.testing.assert_array_equal(examples["Particles/p16.tif"]["image"][..., 0], stretched)
   np.testing.assert_array_equal(examples["Fibres/f8.tif"]["image"][..., 0],
                                 files["Fibres/f8.tif"].astype(np.uint16) * 257)
   rgb = files["Particles/deep/p16_rgb.tiff"].astype(np.float64)
-  luma = rgb @ [0.299, 0.587, 0.114]
-  assert np.abs(examples["Particles/deep/p16_rgb.tiff"]["image"][..., 0] - luma).max() <= 1.0
+  luma = np.floor(rgb @ [0.299, 0.587, 0.114] + 0.5)
+  luma = (luma - luma.min()) / (luma.max() - luma.min()) * 65535
+  assert np.abs(examples["Particles/deep/p16_rgb.tiff"]["image"][..., 0] - luma).max() <= 2.0
   bar = examples["Fibres/with_bar.jpg"]
   assert bar["databar_row"] == 330 and bar["image"].shape == (330, 512, 1)
   stats = builder.info.metadata

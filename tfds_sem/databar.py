@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-# 8-bit levels that count as band colours, (dark, bright): loose enough for JPEG-blurred 1-px
-# frame lines, then strict (near-saturated) for frames whose content is itself that dark or
-# bright next to the band (a black Zeiss band under a dark substrate at levels 40-70).
-_BAND_LEVELS = ((64, 192), (16, 240))
+from tfds_sem.databar_table import find_table
+
+# 8-bit levels that count as (band colours, text colours), each (dark, bright): loose enough for
+# JPEG-blurred 1-px frame lines, then strict (near-saturated) bands for frames whose content is
+# itself that dark or bright next to the band (a black Zeiss band under a dark substrate at
+# levels 40-70), first with saturated text, then with JPEG-softened text (levels near 230).
+_BAND_LEVELS = (((64, 192), (64, 192)), ((16, 240), (16, 240)), ((16, 240), (64, 192)))
 _BAND_ROW_FRACTION = 0.5  # a band row is at least this much band colour (text takes the rest)
 _INK_AND_PAPER = 0.9  # or it is dense text: this much dark and bright together
 _LINE_FRACTION = 0.9  # a clean line: this much of one colour, across the full width
@@ -59,10 +62,13 @@ def find_databar(gray: np.ndarray) -> int:
   """First row of the instrument's databar in a gray frame (H x W or H x W x 1, uint8 or
   uint16), or -1 when the frame has none."""
   levels = levels_8bit(gray)
-  for dark_level, bright_level in _BAND_LEVELS:
-    top = _find_band(levels, dark_level, bright_level)
+  for band_levels, text_levels in _BAND_LEVELS:
+    top = _find_band(levels, band_levels, text_levels)
     if top >= 0:
       return top
+  top = find_table(levels)
+  if top >= 0:
+    return top
   for ink in (levels == levels.max(), levels == levels.min()):
     top = _find_overlay(ink)
     if top >= 0:
@@ -93,14 +99,17 @@ def _find_overlay(ink: np.ndarray) -> int:
   return -1
 
 
-def _find_band(levels: np.ndarray, dark_level: int, bright_level: int) -> int:
-  """The databar's first row with these band colours, or -1."""
+def _find_band(levels: np.ndarray, band_levels: tuple[int, int],
+               text_levels: tuple[int, int]) -> int:
+  """The databar's first row with these band and text colours ((dark, bright) each), or -1."""
   height, width = levels.shape
-  dark = (levels <= dark_level).mean(axis=1)
-  bright = (levels >= bright_level).mean(axis=1)
+  dark = (levels <= band_levels[0]).mean(axis=1)
+  bright = (levels >= band_levels[1]).mean(axis=1)
   line = (dark >= _LINE_FRACTION) | (bright >= _LINE_FRACTION)
   ink_and_paper = dark + bright >= _INK_AND_PAPER
-  for band, text in ((bright, dark), (dark, bright)):
+  dark_text = (levels <= text_levels[0]).mean(axis=1)
+  bright_text = (levels >= text_levels[1]).mean(axis=1)
+  for band, text in ((bright, dark_text), (dark, bright_text)):
     member = (band >= _BAND_ROW_FRACTION) | ink_and_paper | line
     end = _band_end(member)
     top = _band_top(member, end, line, dark, bright)

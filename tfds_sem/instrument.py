@@ -1,9 +1,11 @@
 """What a micrograph file says about its acquisition: pixel size, databar rows, instrument.
 
-One reader for the metadata microscopes and imaging software write, through tifffile's own
-parsers: Zeiss SmartSEM (tag 34118), FEI / Thermo Fisher (tag 34682, INI text), ImageJ
-(resolution tags + unit) and OME-TIFF (PhysicalSizeX/Y). Vendor files' standard TIFF resolution
-tags are (1, 1) without a unit and are ignored; JPEG, PNG and BMP carry no calibration.
+One reader for the metadata microscopes and imaging software write: Zeiss SmartSEM (tag
+34118), FEI / Thermo Fisher (tag 34682, INI text) and Olympus SIS through tifffile's parsers;
+TESCAN (tag 50431), Hitachi (``[SemImageFile]`` in the XPComment tag or a ``.txt`` sidecar) and
+JEOL (a ``$``-key ``.txt`` sidecar) through tfds_sem.vendors; then ImageJ (resolution tags +
+unit) and OME-TIFF (PhysicalSizeX/Y). Vendor files' standard TIFF resolution tags are (1, 1)
+without a unit and are ignored; JPEG, PNG and BMP carry calibration only in a sidecar.
 
 A tag that is malformed or contradicts the image gives a warning (in ``Instrument.warnings``)
 and is not used; reading metadata never raises.
@@ -13,101 +15,111 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import math
-import re
 import xml.etree.ElementTree as ElementTree
 
 import tifffile
 
-# Lengths in nm per unit, with the spellings vendors, ImageJ and OME use.
-_NM_PER_UNIT = {"pm": 1e-3, "å": 0.1, "a": 0.1, "angstrom": 0.1, "nm": 1.0, "µm": 1e3,
-                "μm": 1e3, "um": 1e3, "micron": 1e3, "microns": 1e3, "mm": 1e6, "cm": 1e7,
-                "m": 1e9}
-_PLAUSIBLE_NM = (1e-4, 1e7)  # 0.1 pm .. 1 cm per pixel: anything else is a broken tag
+from tfds_sem.vendors import hitachi, jeol, sidecars, tescan
+from tfds_sem.vendors.base import (  # noqa: F401 (re-exported)
+  UNKNOWN,
+  Instrument,
+  length_nm,
+  parse_length_nm,  # noqa: F401 (re-exported)
+)
+from tfds_sem.vendors.base import calibration as _calibration
+
+_MAX_SAMPLE_VALUE = 281  # TIFF's MaxSampleValue: 4095 states 12-bit data in 16-bit pixels
 
 
-@dataclasses.dataclass(frozen=True)
-class Instrument:
-  """The calibration and acquisition facts of one file.
-
-  ``pixel_size_nm``: (x, y) in nm, or None when unknown. ``databar_row``: the first databar row
-  the metadata states, -1 when it states there is none, None when it says nothing (the image
-  detector decides then). ``fields``: instrument facts worth keeping (kV, magnification, working
-  distance, detector, date...), as strings and numbers with units in their names.
-  """
-
-  source: str = "none"  # which metadata gave the facts: Zeiss, FEI/Thermo Fisher, ImageJ, OME
-  pixel_size_nm: tuple[float, float] | None = None
-  pixel_size_from: str = ""  # the field it was read from, for provenance
-  databar_row: int | None = None
-  fields: dict = dataclasses.field(default_factory=dict)
-  warnings: tuple[str, ...] = ()
-
-
-UNKNOWN = Instrument()
-
-
-def length_nm(value: float, unit: str) -> float:
-  """``value`` in ``unit`` (pm, Å, nm, µm/um/micron, mm, cm, m) -> nm; ValueError otherwise."""
-  key = unit.strip().replace("\\u00B5", "µ").replace("\\u00b5", "µ").lower()
-  if key not in _NM_PER_UNIT:
-    raise ValueError(f"unknown length unit {unit!r} (use pm, nm, um, µm or mm)")
-  return float(value) * _NM_PER_UNIT[key]
+def read(data: bytes, name: str, height: int, width: int,
+         sidecar: bytes | None = None) -> Instrument:
+  """The metadata of the file ``name`` (its bytes ``data``), whose image is height x width,
+  with the bytes of its ``sidecar`` text file where it has one (tfds_sem.vendors.sidecars);
+  UNKNOWN for files without metadata."""
+  found = UNKNOWN
+  if name.lower().endswith((".tif", ".tiff")):
+    try:
+      with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        found = from_tiff(tif, height, width)
+    except Exception as e:  # a file the image reader accepted but whose tags tifffile rejects
+      found = Instrument(warnings=(f"unreadable TIFF metadata ({type(e).__name__}: {e})",))
+  if found.source in ("none", "ImageJ", "OME") and sidecar is not None:
+    beside = from_sidecar(sidecar, height, width)
+    if beside.source != "none":  # the instrument's own record before a viewer's calibration
+      return dataclasses.replace(beside, bit_depth=found.bit_depth,
+                                 warnings=found.warnings + beside.warnings)
+  return found
 
 
-def parse_length_nm(text: str) -> float:
-  """'5nm', '0.543 nm', '1.2um', '543 pm' -> nm; ValueError with the reason otherwise."""
-  match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9.]+)\s*", text)
-  if not match:
-    raise ValueError(f"{text!r} is not a length: write a number and a unit, e.g. 5nm or 0.8um")
-  value = length_nm(float(match.group(1)), match.group(2))
-  if not _PLAUSIBLE_NM[0] <= value <= _PLAUSIBLE_NM[1]:
-    raise ValueError(f"{text} is not a plausible pixel size (0.1 pm to 1 cm)")
-  return value
+def from_sidecar(data: bytes, height: int, width: int) -> Instrument:
+  """Hitachi or JEOL facts from a sidecar's bytes; UNKNOWN for other text."""
+  text = sidecars.decode(data)
+  for present, source, parse in (
+      (hitachi.is_hitachi, hitachi.SOURCE, lambda: hitachi.read(text, height, width)),
+      (jeol.is_jeol, jeol.SOURCE, lambda: jeol.read(text, height, width)),
+      (lambda t: "[MAIN]" in t, tescan.SOURCE, lambda: tescan.read(text, height))):
+    if present(text):
+      return _parsed(source, parse, ())
+  return UNKNOWN
 
 
-def _plausible(sizes: tuple[float, float]) -> bool:
-  return all(math.isfinite(s) and _PLAUSIBLE_NM[0] <= s <= _PLAUSIBLE_NM[1] for s in sizes)
-
-
-def read(data: bytes, name: str, height: int, width: int) -> Instrument:
-  """The metadata of the file ``name`` (its bytes ``data``), whose image is height x width;
-  UNKNOWN for formats without calibration or files without metadata."""
-  if not name.lower().endswith((".tif", ".tiff")):
-    return UNKNOWN
+def _parsed(source: str, parse, warnings: tuple[str, ...]) -> Instrument:
+  """``parse()``'s facts under ``source``; a reader's failure is a warning (in an Instrument
+  without facts, source "none"), never a raise."""
   try:
-    with tifffile.TiffFile(io.BytesIO(data)) as tif:
-      return from_tiff(tif, height, width)
-  except Exception as e:  # a file the image reader accepted but whose tags tifffile rejects
-    return Instrument(warnings=(f"unreadable TIFF metadata ({type(e).__name__}: {e})",))
+    found = parse()
+  except Exception as e:  # malformed text or values of the wrong type
+    return Instrument(warnings=warnings + (f"{source} metadata unreadable "
+                                           f"({type(e).__name__}: {e}); ignored",))
+  return dataclasses.replace(found, source=source, warnings=warnings + found.warnings)
+
+
+def _tag_text(tif: tifffile.TiffFile, code: int, decode) -> str | None:
+  tag = tif.pages[0].tags.get(code)
+  if tag is None:
+    return None
+  try:
+    return decode(tag.value)
+  except (ValueError, TypeError):
+    return None
+
+
+def _bit_depth(tif: tifffile.TiffFile) -> int | None:
+  """The bits MaxSampleValue states (4095 -> 12), where it is below the pixel type's maximum."""
+  page = tif.pages[0]
+  tag = page.tags.get(_MAX_SAMPLE_VALUE)
+  if tag is None or page.dtype is None or page.dtype.kind != "u":
+    return None
+  top = tag.value[0] if isinstance(tag.value, tuple) else tag.value
+  bits = int(top).bit_length() if isinstance(top, int) and top > 0 else 0
+  return bits if 0 < bits < page.dtype.itemsize * 8 and top == 2 ** bits - 1 else None
 
 
 def from_tiff(tif: tifffile.TiffFile, height: int, width: int) -> Instrument:
-  """Vendor metadata first (FEI, Zeiss, Olympus SIS), then ImageJ, then OME."""
+  """Vendor metadata first (FEI, Zeiss, TESCAN, Hitachi, Olympus SIS), then ImageJ, then OME."""
+  tescan_text = _tag_text(tif, tescan.TAG, tescan.text_of_tag)
+  hitachi_text = _tag_text(tif, hitachi.XP_COMMENT_TAG, hitachi.text_of_xp_comment)
   readers = ((tif.is_fei, "FEI/Thermo Fisher", lambda: fei(tif.fei_metadata, height)),
              (tif.is_sem, "Zeiss", lambda: zeiss(tif.sem_metadata, width)),
+             (tescan_text is not None, tescan.SOURCE, lambda: tescan.read(tescan_text, height)),
+             (hitachi_text is not None and hitachi.is_hitachi(hitachi_text), hitachi.SOURCE,
+              lambda: hitachi.read(hitachi_text, height, width)),
              (tif.is_sis, "Olympus SIS", lambda: sis(tif.sis_metadata)),
              (tif.is_imagej, "ImageJ", lambda: imagej(tif.imagej_metadata, tif.pages[0])),
              (tif.is_ome, "OME", lambda: ome(tif.ome_metadata)))
-  warnings = []
+  if tif.pages[0].tags.get(tescan.TAG) is not None and tescan_text is None:
+    warnings = ("TESCAN tag 50431 holds no [MAIN] section; ignored",)
+  else:
+    warnings = ()
+  bit_depth = _bit_depth(tif)
   for present, source, parse in readers:
     if not present:
       continue
-    try:
-      found = parse()
-    except Exception as e:  # malformed text or values of the wrong type
-      warnings.append(f"{source} metadata unreadable ({type(e).__name__}: {e}); ignored")
-      continue
-    return dataclasses.replace(found, source=source,
-                               warnings=tuple(warnings) + found.warnings)
-  return Instrument(warnings=tuple(warnings))
-
-
-def _calibration(sizes: tuple[float, float], field: str) -> tuple[dict, tuple[str, ...]]:
-  """Keyword arguments for Instrument from a pixel size, or a warning when it is implausible."""
-  if _plausible(sizes):
-    return {"pixel_size_nm": sizes, "pixel_size_from": field}, ()
-  return {}, (f"{field} gives an implausible pixel size {sizes} nm; ignored",)
+    found = _parsed(source, parse, warnings)
+    if found.source != "none":
+      return dataclasses.replace(found, bit_depth=bit_depth)
+    warnings = found.warnings
+  return Instrument(bit_depth=bit_depth, warnings=warnings)
 
 
 def zeiss(meta: dict, width: int) -> Instrument:
@@ -193,8 +205,8 @@ def fei(meta: dict, height: int) -> Instrument:
 
 
 def fei_databar_row(image_rows, databar_height, height: int) -> tuple[int | None, str]:
-  """(first databar row or -1 for none or None for unknown, a warning or "") from FEI's
-  ``ResolutionY`` and ``DatabarHeight`` for a frame of ``height`` rows."""
+  """(first databar row, or None for the image detector to decide, and a warning or "") from
+  FEI's ``ResolutionY`` and ``DatabarHeight`` for a frame of ``height`` rows."""
   def whole(value):
     return int(value) if isinstance(value, (int, float)) and float(value).is_integer() else None
 
@@ -211,7 +223,9 @@ def fei_databar_row(image_rows, databar_height, height: int) -> tuple[int | None
   if rows + bar != height or not 0 < rows <= height or bar < 0:
     return None, (f"FEI metadata says {rows} image rows and a {bar}-row databar, but the image "
                   f"has {height} rows; the image detector decides")
-  return (rows if bar else -1), ""
+  # A 0-row databar is what FEI writes for frames saved with their databar drawn into the
+  # image too: no databar stated, the pixels decide.
+  return (rows if bar else None), ""
 
 
 def sis(meta: dict) -> Instrument:

@@ -2,8 +2,10 @@
 
 Pass 1 decodes every candidate file once, skips what is not a readable image (with a warning
 naming it), and keeps the first file of each distinct pixel content; the content hashes then
-fix a stratified split. Pass 2 re-reads the files of one split and yields its examples. Only
-hashes are held in memory between the passes, whatever the archive's size.
+fix a stratified split. Instruments' sidecar texts (Hitachi, JEOL: ``<stem>.txt``) are kept
+from pass 1, wherever they come in the archive, for pass 2 to read beside their images. Pass 2
+re-reads the files of one split and yields its examples. Only hashes and the small sidecar
+texts are held in memory between the passes, whatever the archive's size.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from absl import logging
 
 from tfds_sem import instrument, sem_images
+from tfds_sem.vendors import sidecars as vendor_sidecars
 
 SPLITS = ("train", "validation", "test")
 _MAX_LISTED = 200  # skipped file names kept in the dataset metadata
@@ -43,6 +46,15 @@ class Index:
 
   split_of_file: dict[str, str]
   stats: dict
+  sidecars: dict[str, bytes] = dataclasses.field(default_factory=dict)  # name -> text bytes
+
+  def sidecar_of(self, image_name: str) -> bytes | None:
+    return _sidecar_in(self.sidecars, image_name)
+
+
+def _sidecar_in(texts: dict[str, bytes], image_name: str) -> bytes | None:
+  """The sidecar text stored beside ``image_name`` (same folder, same stem), or None."""
+  return next((texts[n] for n in vendor_sidecars.candidates(image_name) if n in texts), None)
 
 
 def index_source(entries: Entries, percent: tuple[float, ...], class_order: list[str]) -> Index:
@@ -50,8 +62,13 @@ def index_source(entries: Entries, percent: tuple[float, ...], class_order: list
   first_of_hash: dict[str, Member] = {}
   counts = collections.Counter()
   skipped: list[str] = []
+  texts: dict[str, bytes] = {}
+  uncalibrated: dict[str, tuple[int, int]] = {}  # kept images a later sidecar may calibrate
   for member, data in entries():
     counts["files"] += 1
+    if _is_sidecar_name(member.filename) and len(data) <= vendor_sidecars.MAX_BYTES:
+      texts[member.filename] = data
+      continue
     if not sem_images.is_image_name(member.filename):
       counts["skipped_not_image"] += 1
       skipped.append(f"{member.filename} (not an image)")
@@ -71,12 +88,33 @@ def index_source(entries: Entries, percent: tuple[float, ...], class_order: list
     kept = first_of_hash.setdefault(digest, member)
     if kept is member:
       counts["with_pixel_size"] += metadata.pixel_size_nm is not None
+      if metadata.pixel_size_nm is None:
+        uncalibrated[member.filename] = image.shape[:2]
     else:
       counts["duplicates"] += 1
       counts["cross_class_duplicates"] += kept.label != member.label
       logging.info("%s duplicates %s; stored once.", member.filename, kept.filename)
     if counts["files"] % 1000 == 0:
       logging.info("Indexed %d files.", counts["files"])
+
+  sidecars = {}
+  for name, shape in uncalibrated.items():
+    text = _sidecar_in(texts, name)
+    if text is not None:
+      metadata = instrument.from_sidecar(text, *shape)
+      counts["with_pixel_size"] += metadata.pixel_size_nm is not None
+      for warning in metadata.warnings:
+        logging.warning("%s: %s.", name, warning)
+  kept_names = {m.filename for m in first_of_hash.values()}
+  for name in kept_names:
+    for candidate in vendor_sidecars.candidates(name):
+      if candidate in texts:
+        sidecars[candidate] = texts[candidate]
+  counts["sidecars"] = len(sidecars)
+  for name in sorted(set(texts) - set(sidecars)):  # text that describes no image kept
+    counts["skipped_not_image"] += 1
+    skipped.append(f"{name} (not an image)")
+    logging.warning("Skipping %s: not an image file.", name)
 
   by_class = collections.defaultdict(list)
   for digest, member in first_of_hash.items():
@@ -89,6 +127,7 @@ def index_source(entries: Entries, percent: tuple[float, ...], class_order: list
       "files_found": counts["files"],
       "images_stored": len(first_of_hash),
       "images_with_pixel_size": counts["with_pixel_size"],
+      "sidecars_read": counts["sidecars"],
       "duplicates_dropped": counts["duplicates"],
       "cross_class_duplicates": counts["cross_class_duplicates"],
       "skipped_not_image": counts["skipped_not_image"],
@@ -107,7 +146,11 @@ def index_source(entries: Entries, percent: tuple[float, ...], class_order: list
                stats["skipped_unreadable"], stats["split_sizes"])
   if not first_of_hash:
     raise SourceError(f"none of the {counts['files']} files found is a readable image")
-  return Index(split_of_file, stats)
+  return Index(split_of_file, stats, sidecars)
+
+
+def _is_sidecar_name(name: str) -> bool:
+  return name.lower().endswith((".txt", ".hdr"))
 
 
 def databar_row(gray: np.ndarray, metadata: instrument.Instrument) -> int:
@@ -126,9 +169,14 @@ def generate_split(entries: Entries, index: Index, split: str, *, bits: int, cro
     if index.split_of_file.get(member.filename) != split:
       continue
     original = sem_images.decode_image(data, member.filename)
-    gray = sem_images.to_bit_depth(sem_images.to_gray(original), bits)
-    metadata = instrument.read(data, member.filename, *original.shape[:2])
-    databar = databar_row(gray, metadata) if crop_databar else -1
+    gray = sem_images.to_gray(original)
+    metadata = instrument.read(data, member.filename, *original.shape[:2],
+                               sidecar=index.sidecar_of(member.filename))
+    found = databar_row(gray, metadata)
+    # The levels are mapped from the image area, never the databar: as upscale maps them.
+    value_range = sem_images.image_value_range(gray, found, metadata.bit_depth)
+    gray = sem_images.to_stored_levels(gray, bits, value_range)
+    databar = found if crop_databar else -1
     example = {
         "image": gray[:databar] if databar > 0 else gray,
         "databar_row": databar,

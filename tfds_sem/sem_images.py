@@ -99,6 +99,35 @@ def to_gray(image: np.ndarray) -> np.ndarray:
   return np.clip(np.floor(luma + 0.5), 0, top).astype(image.dtype)[..., None]
 
 
+def image_value_range(pixels: np.ndarray, image_rows: int | None = None,
+                      bit_depth: int | None = None) -> tuple[float, float]:
+  """The [lo, hi] that maps a frame's levels to [0, 1], the same in training and in use.
+
+  8-bit: the type's range. 16-bit: [0, 2^bits - 1] where the metadata states the detector's
+  ``bit_depth``, else the image area's own minimum and maximum (rows above ``image_rows``, the
+  databar's first row: a black band or white text would otherwise set the range). Float: the
+  image area's minimum and maximum.
+  """
+  if pixels.dtype == np.uint8:
+    return 0.0, 255.0
+  if bit_depth and pixels.dtype.kind == "u" and 2 ** bit_depth - 1 <= np.iinfo(pixels.dtype).max:
+    return 0.0, float(2 ** bit_depth - 1)
+  area = pixels[:image_rows] if image_rows and image_rows > 0 else pixels
+  return float(area.min()), float(area.max())
+
+
+def to_stored_levels(gray: np.ndarray, bits: int, value_range: tuple[float, float]) -> np.ndarray:
+  """Gray levels -> the dataset's ``bits`` (8 or 16): 8-bit frames by the exact level maps
+  (to_bit_depth), 16-bit ones stretched from ``value_range`` (image_value_range) to the whole
+  stored type and clipped, so training's division by the type's maximum is upscale's mapping."""
+  if gray.dtype == np.uint8:
+    return to_bit_depth(gray, bits)
+  lo, hi = value_range
+  unit = np.clip((gray.astype(np.float64) - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+  top = 65535 if bits == 16 else 255
+  return np.floor(unit * top + 0.5).astype(np.uint16 if bits == 16 else np.uint8)
+
+
 def to_bit_depth(gray: np.ndarray, bits: int) -> np.ndarray:
   """uint8 <-> uint16 by the exact level maps (x * 257, x >> 8)."""
   if bits == 8:

@@ -95,7 +95,8 @@ def _project_datasets() -> list[str]:
 
 def _to_float(image: np.ndarray, channels: int) -> np.ndarray:
   """uint8/uint16 HxWxC (or float32 already in [0, 1]) -> float32 [0, 1] with ``channels``
-  channels."""
+  channels. The builders store 16-bit image areas already stretched as ``upscale`` maps them
+  (tfds_sem.sem_images.image_value_range), so the type's maximum is the right divisor."""
   scale = {np.dtype(np.uint16): 65535.0, np.dtype(np.uint8): 255.0}.get(image.dtype, 1.0)
   x = image.astype(np.float32) / scale
   if x.shape[-1] == channels:

@@ -2,8 +2,9 @@
 
 Files, globs and folders as ``upscale`` takes them. Each image is read with its metadata and
 cut above its databar (the metadata's row, else the image detector's), and mapped to [0, 1] as
-``upscale`` maps it (8 bits by the type's range, 16 bits and float by the frame's own), in the
-run's channels. Its class is its folder's name. An unreadable file, or one whose image area is
+``upscale`` and the dataset builders map it (8 bits by the type's range; 16 bits by the bit
+depth the metadata states, else, as float, by the image area's own range), in the run's
+channels. Its class is its folder's name. An unreadable file, or one whose image area is
 too small for the scale, is skipped with a reason.
 """
 
@@ -35,7 +36,7 @@ def load(patterns: list[str], *, channels: int, scale: int,
       skipped.append(f"{path}: image area {width}x{top} px is smaller than "
                      f"{MIN_LR_SIDE * scale} px, too small to score at x{scale}")
       continue
-    image = micrographs.model_input(micrograph, channels)[:top]
+    image = micrographs.model_input(micrograph.for_image_area(top), channels)[:top]
     size = micrograph.instrument.pixel_size_nm  # (x, y) nm, or None
     elements.append({"image": image, "filename": path, "databar_row": top,
                      "label": os.path.basename(os.path.dirname(os.path.abspath(path))),

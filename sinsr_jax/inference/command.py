@@ -161,7 +161,7 @@ def _adapt(run, files: list[str], settings, show: bool):
     except micrographs.MicrographError:
       continue  # the upscale loop reports it
     top, _ = upscaling.find_databar_row(micrograph, settings.databar)
-    frames.append(micrographs.model_input(micrograph, run.channels)[:top])
+    frames.append(micrographs.model_input(micrograph.for_image_area(top), run.channels)[:top])
   if not frames:
     return run, None
   bar = tqdm(unit="step", desc="adapting", disable=not show, dynamic_ncols=True)

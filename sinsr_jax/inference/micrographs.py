@@ -1,9 +1,11 @@
 """Micrograph files in and out: read, map to the model's [0, 1] channels and back, write atomically.
 
 Reads 8/16-bit TIFF, PNG, JPEG, BMP and float TIFF, with the instrument's metadata
-(tfds_sem.instrument). 8-bit levels map to [0, 1] by the type's range; 16-bit and float frames
-by their own minimum and maximum (a 12-bit detector's data in a 16-bit container spans a
-fraction of the type), and back to the same range. Palette TIFFs read as gray levels
+(tfds_sem.instrument, and a Hitachi/JEOL/TESCAN sidecar found beside the file by its stem).
+Levels map to [0, 1] as the dataset builders map them (tfds_sem.sem_images.image_value_range):
+8 bits by the type's range; 16 bits by the bit depth the metadata states, else by the image
+area's own minimum and maximum (never the databar's), as float frames; and back to the same
+range. Palette TIFFs read as gray levels
 (tfds_sem.sem_images.palette_to_gray). Output keeps the input's pixel type and format family:
 TIFF -> TIFF, PNG -> PNG, JPEG -> JPEG (quality 95), BMP -> PNG; or PNG / TIFF on request. A TIFF
 output states its pixel size as ImageJ does (resolution tags + unit), which Fiji and tifffile
@@ -27,6 +29,7 @@ from sinsr_jax.errors import UserError
 from tfds_sem import instrument as instrument_metadata
 from tfds_sem import sem_images
 from tfds_sem.sem_images import ImageDecodeError, decode_image, to_gray
+from tfds_sem.vendors import sidecars
 
 _FORMAT_OF_SUFFIX = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg",
                      ".jpeg": "jpeg", ".bmp": "bmp"}
@@ -41,8 +44,9 @@ class MicrographError(UserError):
 @dataclasses.dataclass(frozen=True)
 class Micrograph:
   """Pixels as stored (H, W, C: uint8, uint16 or finite float), the file's format, the
-  [lo, hi] that maps to [0, 1] (0..255 for 8 bits, else the frame's own min and max), and what
-  the file's metadata says of its acquisition."""
+  [lo, hi] that maps to [0, 1] (sem_images.image_value_range: the whole frame's until
+  ``for_image_area`` names the databar's row), and what the file's metadata says of its
+  acquisition."""
 
   pixels: np.ndarray
   format: str
@@ -53,9 +57,14 @@ class Micrograph:
   def of(cls, pixels: np.ndarray, fmt: str,
          instrument: instrument_metadata.Instrument = instrument_metadata.UNKNOWN
          ) -> Micrograph:
-    if pixels.dtype == np.uint8:
-      return cls(pixels, fmt, (0.0, 255.0), instrument)
-    return cls(pixels, fmt, (float(pixels.min()), float(pixels.max())), instrument)
+    return cls(pixels, fmt, sem_images.image_value_range(pixels, None, instrument.bit_depth),
+               instrument)
+
+  def for_image_area(self, top: int) -> Micrograph:
+    """The same frame with the range of its image area, the rows above ``top`` (the
+    databar's first row, or the height)."""
+    return dataclasses.replace(self, value_range=sem_images.image_value_range(
+        self.pixels, top, self.instrument.bit_depth))
 
 
 def _read_float_tiff(tif: tifffile.TiffFile) -> np.ndarray:
@@ -105,7 +114,8 @@ def read(path: str) -> Micrograph:
       pixels = decode_image(data, path)
     except ImageDecodeError as e:
       raise MicrographError(f"not a readable {fmt.upper()} image ({e})") from None
-  return Micrograph.of(pixels, fmt, instrument_metadata.read(data, path, *pixels.shape[:2]))
+  return Micrograph.of(pixels, fmt, instrument_metadata.read(data, path, *pixels.shape[:2],
+                                                             sidecar=sidecars.find(path)))
 
 
 def _gray(pixels: np.ndarray) -> np.ndarray:

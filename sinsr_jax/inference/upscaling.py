@@ -117,13 +117,16 @@ def upscale_pixels(micrograph: micrographs.Micrograph, model: Model, settings: S
     where = " above its databar" if top < height else ""
     raise MicrographError(f"image is {width}x{top} px{where}; too small for the model: the "
                           f"minimum is {MIN_SIDE}x{MIN_SIDE} px")
-  lr = micrographs.model_input(micrograph, model.channels)
+  # The model sees the image area's range (as in training); a kept databar keeps the frame's.
+  area = micrograph.for_image_area(top)
+  lr = micrographs.model_input(area, model.channels)
   scale, channels = model.scale, micrographs.output_channels(micrograph, model.channels)
   out_height = (height if settings.databar == "keep" else top) * scale
   out = np.empty((out_height, width * scale, channels), dtype)
-  value_range = micrographs.output_range(micrograph, dtype)
 
-  def sink(offset: int) -> Callable[[int, np.ndarray], None]:
+  def sink(offset: int, of: micrographs.Micrograph) -> Callable[[int, np.ndarray], None]:
+    value_range = micrographs.output_range(of, dtype)
+
     def write(row: int, values: np.ndarray) -> None:
       out[offset + row:offset + row + len(values)] = micrographs.from_unit(
           values, dtype, value_range, channels)
@@ -134,12 +137,13 @@ def upscale_pixels(micrograph: micrographs.Micrograph, model: Model, settings: S
                                             settings.blend))
   tiling.upscale_tiled(model.sr_fn, lr[:top], scale, tile=settings.tile,
                        context=settings.context, blend=settings.blend, batch=settings.batch,
-                       multiple=model.multiple, sink=sink(0),
+                       multiple=model.multiple, sink=sink(0, area),
                        progress=progress.update if progress is not None else None)
   if out_height > top * scale:  # the databar, kept: bicubic, so its text stays legible
-    tiling.upscale_tiled(lambda x: degradations.bicubic_upscale(x, scale), lr[top:], scale,
+    databar = micrographs.model_input(micrograph, model.channels)[top:]
+    tiling.upscale_tiled(lambda x: degradations.bicubic_upscale(x, scale), databar, scale,
                          tile=_BICUBIC_TILE, context=_BICUBIC_CONTEXT, blend=0,
-                         sink=sink(top * scale))
+                         sink=sink(top * scale, micrograph))
   return out
 
 

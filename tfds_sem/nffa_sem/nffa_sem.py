@@ -62,13 +62,16 @@ class NffaSemConfig(tfds.core.BuilderConfig):
 class NffaSem(tfds.core.GeneratorBasedBuilder):
   """NFFA-EUROPE SEM images: 10 classes of nanoscience micrographs, databar removed."""
 
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("1.3.0")
   RELEASE_NOTES = {"1.0.0": "First release.",
                    "1.1.0": "Databar detector for Zeiss SmartSEM framed bands (black lines "
                             "around a white band, an image-like last row).",
                    "1.2.0": "Databars found next to content as dark or bright as the band (a "
                             "black Zeiss band under a dark substrate) and text drawn over the "
-                            "image without a band (Hitachi, older JEOL)."}
+                            "image without a band (Hitachi, older JEOL).",
+                   "1.3.0": "Databars: TESCAN's mid-grey info table, and dark bands whose light "
+                            "text JPEG softened (levels near 230) under dark content; strip "
+                            "rows stated by TESCAN tags and JEOL sidecars in the tars."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS.format(
       tars=", ".join(f"{c}.tar" for c in CLASSES[:5]) + ",\n  " +
       ", ".join(f"{c}.tar" for c in CLASSES[5:]))

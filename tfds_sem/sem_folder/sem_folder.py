@@ -60,7 +60,7 @@ def fingerprint(root: pathlib.Path) -> str:
 class SemFolder(tfds.core.GeneratorBasedBuilder):
   """The user's SEM images, prepared like the NFFA archive."""
 
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("1.3.0")
   RELEASE_NOTES = {"1.0.0": "First release.",
                    "1.1.0": "Pixel size per image from the file's metadata; databars of real "
                             "instruments (FEI metadata, Zeiss framed bands); palette TIFFs as "
@@ -68,7 +68,13 @@ class SemFolder(tfds.core.GeneratorBasedBuilder):
                    "1.2.0": "Databars found next to content as dark or bright as the band (a "
                             "black Zeiss band under a dark substrate) and text drawn over the "
                             "image without a band (Hitachi, older JEOL); pixel size from Olympus "
-                            "SIS (analySIS) metadata."}
+                            "SIS (analySIS) metadata.",
+                   "1.3.0": "16-bit images stored as upscale maps them: from the image area's "
+                            "own range (never the databar's), or the bit depth the file states "
+                            "(TIFF MaxSampleValue), stretched to the stored type; TESCAN (tag "
+                            "50431), Hitachi and JEOL (.txt sidecars) pixel sizes and strip "
+                            "rows; TESCAN's mid-grey info table and JPEG-softened text on dark "
+                            "bands found by the databar detector."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
   BUILDER_CONFIGS = [
       SemFolderConfig(name="default", description="8-bit images from the manual directory."),
@@ -101,7 +107,8 @@ class SemFolder(tfds.core.GeneratorBasedBuilder):
             "label": tfds.features.Text(),  # class sub-folder; "" for images at the top level
             "filename": tfds.features.Text(),  # path relative to the folder
             "original_shape": tfds.features.Tensor(shape=(2,), dtype=np.int32),
-            # (x, y) nm per pixel from the file's metadata (Zeiss, FEI, ImageJ, OME); -1: unknown
+            # (x, y) nm per pixel from the file's metadata or sidecar (Zeiss, FEI, TESCAN,
+            # Hitachi, JEOL, ImageJ, OME); -1: unknown
             "pixel_size_nm": tfds.features.Tensor(shape=(2,), dtype=np.float32),
         }),
         supervised_keys=None,
