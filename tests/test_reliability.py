@@ -46,14 +46,13 @@ def straight_run(tiny_data_dir, tmp_path_factory):
   return config, workdir
 
 
-def _start(data_dir, workdir, *extra, env=None):
-
+def _start(data_dir, workdir, *extra, env=None, program=("-m", "sinsr_jax.main")):
   flags = [*_tiny_flags(data_dir), f"--workdir={workdir}", f"--config.train.num_steps={STEPS}",
            "--config.train.pretrain_steps=2", "--config.train.checkpoint_every=1",
            f"--config.train.eval_every={STEPS}", "--config.train.log_every=1",
            f"--config.train.image_every={STEPS}", "--config.data.eval_max_images=2", *extra]
   env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-  return subprocess.Popen([sys.executable, "-m", "sinsr_jax.main", *flags], cwd=REPO, env=env,
+  return subprocess.Popen([sys.executable, *program, *flags], cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

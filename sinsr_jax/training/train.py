@@ -19,7 +19,7 @@ from sinsr_jax.errors import UserError
 from sinsr_jax.losses import objective
 from sinsr_jax.losses.generator_loss import GeneratorLoss
 from sinsr_jax.runtime import console, provenance, workdir_lock, xla_cpu
-from sinsr_jax.runtime.files import ensure_writable_dir
+from sinsr_jax.runtime.files import ensure_writable_dir, write_atomic
 from sinsr_jax.training import (
   checkpointing,
   init_from,
@@ -107,23 +107,25 @@ def _sr_fn(g_model):
 
 
 def _write_run_info(config, workdir: str) -> None:
-  """The resolved config, and the LR degradation spelled out, for whoever reads the run later."""
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  """The resolved config, and the LR degradation spelled out, for whoever reads the run later.
+  Each file is replaced atomically: a resume reads them back, and a kill may come at any time."""
+  write_atomic(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   degradation = input_pipeline.degradation_from_config(config.data).describe()
-  with open(os.path.join(workdir, "degradation.json"), "w") as f:
-    json.dump(degradation, f, indent=2)
+  write_atomic(os.path.join(workdir, "degradation.json"), json.dumps(degradation, indent=2))
   logging.info("LR degradation: %s", degradation)
   # What reproducing the run needs beside its config: code version, libraries, seed, command.
   info = provenance.describe(config.seed)
   history_path = os.path.join(workdir, "run_info.json")
   previous = {}
-  if os.path.exists(history_path):
+  try:
     with open(history_path) as f:
       previous = json.load(f)
+  except FileNotFoundError:
+    pass
+  except (OSError, ValueError) as e:  # cut by a kill under an older version: history restarts
+    logging.warning("%s is unreadable (%s); its history of starts begins anew.", history_path, e)
   starts = [*previous.get("starts", []), info]  # one entry per start: resumes are visible
-  with open(history_path, "w") as f:
-    json.dump({**info, "starts": starts}, f, indent=2)
+  write_atomic(history_path, json.dumps({**info, "starts": starts}, indent=2))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
