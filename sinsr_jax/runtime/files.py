@@ -1,44 +1,27 @@
-"""Checks on the folders a command writes to, made before any work starts, and the writes of
-small files that a later run reads back."""
+"""Checks on the folders a command writes to, made before any work starts."""
 
 from __future__ import annotations
 
 import os
 
 from sinsr_jax.errors import UserError
+from sinsr_jax.runtime import paths
+from sinsr_jax.runtime.paths import write_atomic  # noqa: F401  (the sidecars' writer)
 
 
 def ensure_writable_dir(path: str, what: str = "workdir") -> None:
+  """Creates ``path`` if needed and proves it writable with a probe file; a ``gs://`` path is
+  probed in its bucket (never as a local folder named ``gs:``)."""
+  probe = paths.join(path, f".write_probe_{os.getpid()}")
   try:
-    os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, f".write_probe_{os.getpid()}")
-    with open(probe, "w"):
-      pass
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f"{what} {path} is not writable ({e.strerror or e})") from None
-
-
-def write_atomic(path: str, text: str) -> None:
-  """Writes ``text`` to ``path`` so that a reader (or a resume after a kill at any moment) finds
-  the old content or the new, never a part: a private temporary file, flushed, then renamed
-  over. An unchanged file is left as it is (same bytes, same mtime)."""
-  try:
-    with open(path) as f:
-      if f.read() == text:
-        return
-  except (OSError, UnicodeDecodeError):
-    pass
-  directory, name = os.path.split(path)
-  # One name: the workdir has one writer (its lock), and a temporary cut by a kill is replaced
-  # by the next write rather than left behind.
-  tmp = os.path.join(directory, f".{name}.tmp")
-  try:
-    with open(tmp, "w") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
+    paths.makedirs(path)
+    paths.write_atomic(probe, "")
+    paths.remove(probe)
+  except ImportError as e:  # gs:// without its client library
+    raise UserError(f"{what} {path}: {e.msg or e}; install the cloud extra: pip install -e "
+                    f"\".[gcs]\"") from None
+  except Exception as e:  # OSError locally; the cloud client's own errors in a bucket
+    if not isinstance(e, OSError) and not paths.is_remote(path):
+      raise
+    reason = getattr(e, "strerror", None) or str(e).split("\n", 1)[0]
+    raise UserError(f"{what} {path} is not writable ({reason})") from None

@@ -18,7 +18,6 @@ nothing, since a training may own the folder.
 from __future__ import annotations
 
 import logging as logging_std
-import os
 import sys
 
 import grain
@@ -29,7 +28,7 @@ from absl import logging
 
 from sinsr_jax.errors import UserError
 from sinsr_jax.models import layout
-from sinsr_jax.runtime import storage_errors
+from sinsr_jax.runtime import paths, storage_errors
 
 QUARANTINE = "quarantine"
 
@@ -55,7 +54,7 @@ def make_manager(workdir: str, keep: int | None, read_only: bool = False
   """The run's checkpoints; ``read_only``: creates, deletes and cleans up nothing (orbax's own
   read_only option would say so in warnings on every call)."""
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      paths.join(paths.absolute(workdir), "checkpoints"),
       item_names=("state", "data"),
       item_handlers={"state": ocp.StandardCheckpointHandler(),
                      "data": grain.checkpoint.CheckpointHandler()},
@@ -268,7 +267,7 @@ def _set_aside(manager, damaged: list, restored: int | None, read_only: bool) ->
       target, suffix = manager.directory / QUARANTINE / f"{step}.{suffix}", suffix + 1
     if jax.process_index() == 0:
       target.parent.mkdir(parents=True, exist_ok=True)
-      os.rename(manager.directory / str(step), target)
+      paths.rename(str(manager.directory / str(step)), str(target))
     logging.warning("The checkpoint of step %d is damaged (%s): moved to %s; resuming from %s.",
                     step, reason, target, then)
   if not read_only:
@@ -331,7 +330,7 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, state_template,
 def _stored(manager, step: int, part=None):
   """The checkpoint's state metadata (shapes, dtypes); with ``part`` (a dict template), only
   its top-level entries."""
-  if not os.path.exists(os.path.join(manager.directory, str(step), "state", "_METADATA")):
+  if not (manager.directory / str(step) / "state" / "_METADATA").exists():
     raise CheckpointDamaged("its state/_METADATA is missing")
   stored = manager.item_metadata(step)["state"]
   if part is None:
