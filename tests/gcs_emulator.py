@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 PINNED = "gcp-storage-emulator==2026.7.19"
@@ -52,12 +53,18 @@ def start(bucket: str = "bucket", timeout: float = 30.0) -> tuple[subprocess.Pop
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
+  # Its log to a file: a pipe nobody reads fills up with the tracebacks it prints of clients
+  # that hang up, and the server then blocks writing one, holding every client.
+  log = tempfile.NamedTemporaryFile(prefix="gcs_emulator.", suffix=".log", delete=False)
   proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), str(port), bucket],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.DEVNULL, stderr=log)
+  log.close()
+  proc.log_path = log.name
   deadline = time.time() + timeout
   while time.time() < deadline:
     if proc.poll() is not None:
-      raise RuntimeError(f"the GCS emulator ended: {proc.stderr.read()[-2000:]}")
+      with open(log.name) as f:
+        raise RuntimeError(f"the GCS emulator ended: {f.read()[-2000:]}")
     try:
       socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
       return proc, f"http://127.0.0.1:{port}"
@@ -127,6 +134,10 @@ def _patch() -> None:
         send({**body, "items": keep})
       response.json = in_range
     return listing(request, response, storage, *args, **kwargs)
+
+  # It serves one connection at a time: a client that stops sending mid-request would hold
+  # every other one; like a real server, drop it after a while (the clients retry).
+  server.RequestHandler.timeout = 5
 
   for _, handlers in server.HANDLERS:
     for method, handler in list(handlers.items()):

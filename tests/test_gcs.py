@@ -45,6 +45,7 @@ def gcs():
     gpath._is_tf_installed.cache_clear()
     proc.kill()
     proc.wait(timeout=30)
+    os.unlink(proc.log_path)
 
 
 def test_a_gs_workdir_is_the_bucket_never_a_local_gs_folder(gcs, tmp_path, monkeypatch):
@@ -78,18 +79,20 @@ def test_the_lock_object_admits_one_holder_and_takes_over_a_dead_one(gcs, caplog
 
 
 def _bucket_steps(workdir):
+  """Steps whose checkpoint has begun (as the local test waits for a step's folder)."""
   folder = f"{workdir}/checkpoints"
-  return [int(d) for d in (paths.listdir(folder) if paths.isdir(folder) else []) if d.isdigit()]
+  return [int(d.split(".")[0]) for d in (paths.listdir(folder) if paths.isdir(folder) else [])
+          if d.split(".")[0].isdigit()]
 
 
-def _wait(predicate, proc, what, timeout=600):
+def _wait(predicate, proc, what, timeout=600, poll=0.5):
   deadline = time.time() + timeout
   while time.time() < deadline:
     if predicate():
       return
     if proc.poll() is not None:
       raise AssertionError(f"run ended early: {proc.stdout.read()[-3000:]}")
-    time.sleep(0.5)
+    time.sleep(poll)
   raise AssertionError(f"no {what} in time")
 
 
@@ -113,7 +116,7 @@ def test_a_training_in_the_bucket_is_killed_and_resumes_to_the_uninterrupted_res
   assert second.returncode == 1 and "Traceback" not in refused, refused[-3000:]
   assert refused.strip().splitlines()[-1].startswith(
       f"error: {workdir} is in use by another training (pid {proc.pid} on "), refused[-2000:]
-  _wait(lambda: max(_bucket_steps(workdir), default=0) >= 3, proc, "checkpoint")
+  _wait(lambda: max(_bucket_steps(workdir), default=0) >= 3, proc, "checkpoint", poll=0.1)
   proc.send_signal(signal.SIGKILL)
   proc.wait(timeout=60)
   assert not os.path.exists("gs:")  # nothing local named after the bucket

@@ -28,6 +28,17 @@ def _epath(path):
   return epath.Path(os.fspath(path))
 
 
+def refresh(path: str) -> None:
+  """gcsfs keeps folder listings for the life of the process, and orbax writes through
+  tensorstore, which that cache never hears of: each look at a folder forgets them first."""
+  import sys
+
+  if "gcsfs" in sys.modules and path.startswith("gs://"):
+    import fsspec
+
+    fsspec.filesystem("gcs", finalize_on_close=True).invalidate_cache()
+
+
 def join(path: str, *parts: str) -> str:
   return posixpath.join(path, *parts) if is_remote(path) else os.path.join(path, *parts)
 
@@ -37,21 +48,31 @@ def absolute(path: str) -> str:
 
 
 def exists(path: str) -> bool:
-  return _epath(path).exists() if is_remote(path) else os.path.exists(path)
+  if not is_remote(path):
+    return os.path.exists(path)
+  refresh(path)
+  return _epath(path).exists()
 
 
 def isdir(path: str) -> bool:
-  return _epath(path).is_dir() if is_remote(path) else os.path.isdir(path)
+  if not is_remote(path):
+    return os.path.isdir(path)
+  refresh(path)
+  return _epath(path).is_dir()
 
 
 def isfile(path: str) -> bool:
-  return _epath(path).is_file() if is_remote(path) else os.path.isfile(path)
+  if not is_remote(path):
+    return os.path.isfile(path)
+  refresh(path)
+  return _epath(path).is_file()
 
 
 def listdir(path: str) -> list[str]:
   """Names in the folder ``path`` (FileNotFoundError if there is none)."""
   if not is_remote(path):
     return os.listdir(path)
+  refresh(path)
   folder = _epath(path)
   if not folder.is_dir():
     raise FileNotFoundError(path)

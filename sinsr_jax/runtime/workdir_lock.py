@@ -220,13 +220,21 @@ class WorkdirLock:
 
   def _heartbeat(self) -> None:
     while not self._stop.wait(HEARTBEAT_S):
-      current = self._read(self.path)
+      try:
+        current = self._read(self.path)
+      except Exception as e:  # a storage hiccup (a bucket's timeout): beat at the next turn
+        logging.warning("Could not read the lock %s (%s); trying again in %.0f s.", self.path,
+                        type(e).__name__, HEARTBEAT_S)
+        continue
       if current is None or current.get("token") != self.holder["token"]:
         logging.warning("The lock %s is no longer this process's: another run may write to "
                         "%s.", self.path, self.workdir)
         return
       if self._object is not None:
-        self._object.touch(self.holder)
+        try:
+          self._object.touch(self.holder)
+        except Exception as e:  # as above: the lock stays held while the run lives
+          logging.warning("Could not refresh the lock %s (%s).", self.path, type(e).__name__)
         continue
       try:
         os.utime(self.path)

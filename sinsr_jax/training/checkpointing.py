@@ -53,6 +53,7 @@ def make_manager(workdir: str, keep: int | None, read_only: bool = False
                  ) -> ocp.CheckpointManager:
   """The run's checkpoints; ``read_only``: creates, deletes and cleans up nothing (orbax's own
   read_only option would say so in warnings on every call)."""
+  paths.refresh(workdir)  # a listing cached in this process misses what tensorstore wrote
   return ocp.CheckpointManager(
       paths.join(paths.absolute(workdir), "checkpoints"),
       item_names=("state", "data"),
