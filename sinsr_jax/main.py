@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # clu imports TensorFlow; keep it quiet
 # TensorFlow 2.21 announces its oneDNN ops through absl's C++ log, which that level does not
@@ -39,6 +40,9 @@ _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0 (implies --distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
+_STOPPED_EXIT = flags.DEFINE_integer(
+    "exit_code_when_stopped", 0, "Exit status of a training stopped by a signal (preemption) "
+    "before its last step, for launchers that start it again (launch/: 75).")
 
 
 
@@ -150,6 +154,8 @@ def main(argv: list[str]) -> None:
   console.close()
   if record.get("stopped"):
     print(f"stopped by {record['stopped']}; checkpoint written: the same command resumes")
+    if _STOPPED_EXIT.value:
+      sys.exit(_STOPPED_EXIT.value)
   elif record:
     gain = record["psnr_db"] - record["bicubic_psnr_db"]
     print(f"step {record['step']}: SR PSNR {record['psnr_db']:.2f} dB, SSIM {record['ssim']:.4f}"

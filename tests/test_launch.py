@@ -39,7 +39,7 @@ def test_tpu_vm_dry_run_prints_the_whole_path(accelerator):
                  "--data_dir=gs://bucket/tfds", "--set=train.batch_size=64", "--dry-run")
   assert done.returncode == 0, done.stderr
   steps = _steps(done.stdout)
-  assert list(steps) == ["create", "install", "train", "copy", "delete"]
+  assert list(steps) == ["create", "install", "train", "wait", "copy", "delete"]
   create = steps["create"][0]
   assert create[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "create"]
   assert f"--accelerator-type={accelerator}" in create and "--spot" in create
@@ -49,13 +49,17 @@ def test_tpu_vm_dry_run_prints_the_whole_path(accelerator):
     assert command[4] == "ssh" and "--worker=all" in command
   install_script = next(a for a in install if a.startswith("--command="))
   assert "git clone https://example.org/sinsr_jax.git" in install_script
-  assert "git checkout v1" in install_script and "pip install -q -e '.[tpu]'" in install_script
+  assert "git checkout v1" in install_script
+  assert "pip install -q -e '.[tpu,gcs]'" in install_script
   train_script = next(a for a in train if a.startswith("--command="))[len("--command="):]
-  assert train_script.startswith("cd ~/sinsr_jax && nohup ~/venv/bin/python -m sinsr_jax.main ")
-  main_args = shlex.split(train_script.split("nohup ", 1)[1].split(" >", 1)[0])
+  assert train_script.startswith("cd ~/sinsr_jax && rm -f ~/train.exit && (nohup sh -c ")
+  payload = shlex.split(train_script.split("nohup sh -c ", 1)[1].split(" > ~/train.log", 1)[0])
+  main_args = shlex.split(payload[0].split(";", 1)[0])
+  assert main_args[:3] == ["~/venv/bin/python", "-m", "sinsr_jax.main"]
   assert main_args[3:] == ["--config=configs/sinsr.py:quick", "--workdir=gs://bucket/runs/a",
                            "--distributed", "--config.data.data_dir=gs://bucket/tfds",
-                           "--config.train.batch_size=64"]
+                           "--config.train.batch_size=64", "--exit_code_when_stopped=75"]
+  assert "sinsr-status" in steps["wait"][0][-2] and "--worker=all" in steps["wait"][0]
   assert steps["copy"][0] == ["gcloud", "storage", "cp", "--recursive", "gs://bucket/runs/a",
                               "runs/"]
   assert steps["delete"][0][4:6] == ["delete", "sr"] and "--quiet" in steps["delete"][0]
@@ -69,6 +73,9 @@ def test_tpu_vm_local_workdir_is_copied_from_worker_0_and_repo_is_required():
   assert copy[4:8] == ["scp", "--recurse", "sr:runs/a", "back/"] and "--worker=0" in copy
   missing = _launch("tpu_vm.py", "install", "--name=sr", "--zone=z", "--repo=", "--dry-run")
   assert missing.returncode == 2 and "--repo=URL is needed" in missing.stderr
+  spot = _launch("tpu_vm.py", "all", "--name=sr", "--zone=z", "--repo=r", "--spot",
+                 "--workdir=runs/a", "--dry-run")
+  assert spot.returncode == 2 and "--spot needs --workdir=gs://" in spot.stderr
 
 
 def test_slurm_script_is_valid_bash_and_uses_the_distributed_runtime():
@@ -76,6 +83,36 @@ def test_slurm_script_is_valid_bash_and_uses_the_distributed_runtime():
   assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
   text = script.read_text()
   assert "srun python -m sinsr_jax.main" in text and "--distributed" in text
+  for directive in ("#SBATCH --requeue", "#SBATCH --signal=TERM@300"):
+    assert directive in text
+
+
+@pytest.mark.parametrize("srun_exit, restarts, exit_code, requeued", [
+    (0, 0, 0, False),  # finished
+    (75, 0, 0, True),  # stopped with a checkpoint (time limit): requeued, resumes
+    (75, 20, 75, False),  # stopped, but requeued MAX_REQUEUES times already
+    (1, 0, 1, False),  # failed: not requeued
+])
+def test_slurm_script_requeues_a_stopped_run_only(tmp_path, srun_exit, restarts, exit_code,
+                                                   requeued):
+  bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+  bin_dir.mkdir()
+  for name, status in (("srun", srun_exit), ("scontrol", 0)):
+    fake = bin_dir / name
+    fake.write_text(f'#!/bin/bash\necho "{name} $*" >> {calls}\nexit {status}\n')
+    fake.chmod(0o755)
+  env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+         "SLURM_JOB_ID": "42", "SLURM_RESTART_COUNT": str(restarts),
+         "SLURM_SUBMIT_DIR": str(tmp_path)}
+  done = subprocess.run(["bash", str(REPO / "launch" / "slurm_gpu.sbatch"), "configs/sinsr.py",
+                         "gs://b/runs/a", "--config.train.num_steps=9"], env=env,
+                        capture_output=True, text=True, timeout=60)
+  assert done.returncode == exit_code, done.stderr
+  lines = calls.read_text().splitlines()
+  assert lines[0] == ("srun python -m sinsr_jax.main --config=configs/sinsr.py "
+                      "--workdir=gs://b/runs/a --distributed --exit_code_when_stopped=75 "
+                      "--config.train.num_steps=9")
+  assert (lines[1:] == ["scontrol requeue 42"]) == requeued and len(lines) <= 2
 
 
 def test_sweep_grids_emit_one_command_per_run():

@@ -46,14 +46,13 @@ def straight_run(tiny_data_dir, tmp_path_factory):
   return config, workdir
 
 
-def _start(data_dir, workdir, *extra, env=None):
-
+def _start(data_dir, workdir, *extra, env=None, program=("-m", "sinsr_jax.main")):
   flags = [*_tiny_flags(data_dir), f"--workdir={workdir}", f"--config.train.num_steps={STEPS}",
            "--config.train.pretrain_steps=2", "--config.train.checkpoint_every=1",
            f"--config.train.eval_every={STEPS}", "--config.train.log_every=1",
            f"--config.train.image_every={STEPS}", "--config.data.eval_max_images=2", *extra]
   env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-  return subprocess.Popen([sys.executable, "-m", "sinsr_jax.main", *flags], cwd=REPO, env=env,
+  return subprocess.Popen([sys.executable, *program, *flags], cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -100,9 +99,10 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_
   proc.kill()
   proc.wait(timeout=60)
   assert os.path.exists(os.path.join(faulty, "lock"))  # SIGKILL leaves the lock behind
-  # SIGTERM later: the run ends its step, writes a checkpoint and exits 0. Meanwhile a second
-  # launch on the same workdir (a requeued job) is refused in one line and touches nothing.
-  proc = _start(tiny_data_dir, faulty)
+  # SIGTERM later: the run ends its step, writes a checkpoint and exits 0 (75 for a launcher
+  # that asks, to tell a stop from the end). Meanwhile a second launch on the same workdir (a
+  # requeued job) is refused in one line and touches nothing.
+  proc = _start(tiny_data_dir, faulty, "--exit_code_when_stopped=75")
   _wait_for_lock(faulty, proc)
   second = _start(tiny_data_dir, faulty)
   refused, _ = second.communicate(timeout=300)
@@ -113,7 +113,7 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_
   _wait_for_checkpoint(faulty, proc, 4)
   proc.send_signal(signal.SIGTERM)
   out, _ = proc.communicate(timeout=120)
-  assert proc.returncode == 0, out[-3000:]
+  assert proc.returncode == 75, out[-3000:]
   assert "Taking over the lock of" in out and "no longer exists" in out  # the killed one's
   assert "stopped by SIGTERM at step" in out and "the same command resumes" in out
   stopped_at = int(out.split("stopped by SIGTERM at step ")[1].split(";")[0])
@@ -126,9 +126,9 @@ def test_killed_and_preempted_run_resumes_to_the_uninterrupted_result(tiny_data_
   time.sleep(np.random.default_rng().uniform(4, 16))
   proc.kill()
   proc.wait(timeout=60)
-  final = _start(tiny_data_dir, faulty)
+  final = _start(tiny_data_dir, faulty, "--exit_code_when_stopped=75")
   out, _ = final.communicate(timeout=600)
-  assert final.returncode == 0, out[-3000:]
+  assert final.returncode == 0, out[-3000:]  # finished: 0 whatever the stop code
 
   a, b = _final_state(config, straight), _final_state(config, faulty)
   assert int(a.step) == int(b.step) == STEPS

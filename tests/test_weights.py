@@ -6,6 +6,7 @@ import hashlib
 import os
 import pathlib
 import pickle
+import re
 import subprocess
 import sys
 import zipfile
@@ -228,7 +229,7 @@ def test_lpips_heads(tmp_path):
     weights.lpips_heads_from_torch({"features.0.weight": np.zeros((1, 3, 1, 1))})
 
   torch = _torch()
-  path = tmp_path / "alex.pth"
+  path = tmp_path / "my_alex_heads.pth"  # named alex.pth it would be checked against the pin
   torch.save({k: torch.from_numpy(v) for k, v in state.items()}, str(path),
              _use_new_zipfile_serialization=False)  # richzhang's files predate the zip format
   loaded = weights.load_lpips_heads("lpips_alex", str(path), cache_dir=str(tmp_path / "cache"))
@@ -272,27 +273,71 @@ def test_published_file_with_wrong_hash_is_refused(tmp_path, narrow_vgg19, ledge
   cache.mkdir()
   (cache / "vgg19-dcbb9e9d.pth").write_bytes(pathlib.Path(narrow_vgg19).read_bytes())
   sha256 = hashlib.sha256(pathlib.Path(narrow_vgg19).read_bytes()).hexdigest()
-  expected = f"sha256 mismatch: .* starts with dcbb9e9d, this file's is {sha256}"
+  expected = f"refused, sha256 mismatch: .* is dcbb9e9dad569fff.*, this file's is {sha256}"
   with pytest.raises(weights.WeightsError, match=expected):
     weights.load("vgg19", cache_dir=str(cache), download=False)
 
 
-def test_download_verifies_before_caching(tmp_path, narrow_vgg19, monkeypatch):
+@pytest.fixture
+def served(tmp_path):
+  """(folder, base URL) of a loopback HTTP server over a fresh folder, stopped after the test."""
+  import functools
+  import http.server
+  import threading
+
+  folder = tmp_path / "served"
+  folder.mkdir()
+
+  class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+      pass
+  server = http.server.ThreadingHTTPServer(
+      ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+  server.shutdown()
+  server.server_close()
+  thread.join(timeout=5)
+
+
+def test_download_verifies_before_caching(tmp_path, narrow_vgg19, monkeypatch, served):
+  folder, url = served
   data = pathlib.Path(narrow_vgg19).read_bytes()
-  served = tmp_path / "served.pth"
-  served.write_bytes(data)
-  good = dataclasses.replace(weights.SOURCES["vgg19"], url=served.as_uri(),
-                             hash="sha256:" + hashlib.sha256(data).hexdigest()[:8])
+  (folder / "vgg19-dcbb9e9d.pth").write_bytes(data)
+  good = dataclasses.replace(weights.SOURCES["vgg19"], url=url + "vgg19-dcbb9e9d.pth",
+                             hash="sha256:" + hashlib.sha256(data).hexdigest())
   monkeypatch.setitem(weights.SOURCES, "vgg19", good)
   params, _ = weights.load("vgg19", cache_dir=str(tmp_path / "ok"))
   assert vgg.widths_of("vgg19", params) == (8, 16, 16, 32, 32)
   assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == [
       "vgg19-dcbb9e9d.pth", "vgg19.msgpack"]
 
-  monkeypatch.setitem(weights.SOURCES, "vgg19", dataclasses.replace(good, hash="sha256:0000"))
-  with pytest.raises(weights.WeightsError, match="starts with 0000"):
-    weights.load("vgg19", cache_dir=str(tmp_path / "bad"))
-  assert list((tmp_path / "bad").iterdir()) == []  # the bad download is not kept
+  # A changed file upstream: refused in one line, nothing kept (full digest: pooch checks it;
+  # a prefix pin, as torchvision's names carry: checked after the download).
+  for pin in ("sha256:" + "0" * 64, "sha256:0000"):
+    monkeypatch.setitem(weights.SOURCES, "vgg19", dataclasses.replace(good, hash=pin))
+    with pytest.raises(weights.WeightsError) as refused:
+      weights.load("vgg19", cache_dir=str(tmp_path / "bad"))
+    message = str(refused.value)
+    assert "\n" not in message and "refused, sha256 mismatch" in message
+    assert f"is {pin[7:]}" in message or f"starts with {pin[7:]}" in message
+    assert hashlib.sha256(data).hexdigest() in message
+    assert list((tmp_path / "bad").iterdir()) == []  # the bad download is not kept
+
+
+def test_every_source_is_pinned_to_a_fixed_url_and_a_hash():
+  for src in weights.SOURCES.values():
+    algo, digest = src.hash.split(":")
+    assert (algo, len(digest)) in {("sha256", 64), ("md5", 32)} or (
+        src.name == "vgg16" and digest == "397923af"), src  # no full sha256 is published
+    assert "/master/" not in src.url and "/main/" not in src.url, src.url
+  for name in ("lpips_alex", "lpips_vgg"):  # at a commit, not a branch
+    assert re.search(r"/raw/[0-9a-f]{40}/lpips/weights/v0\.1/",
+                     weights.SOURCES[name].url), name
+  for name in ("vgg19", "alexnet"):  # the name's hash prefix begins the full digest
+    src = weights.SOURCES[name]
+    assert src.hash[7:].startswith(re.search(r"-([0-9a-f]{8})\.pth", src.url).group(1))
 
 
 def test_missing_weights_say_what_to_put_where(tmp_path):

@@ -62,16 +62,18 @@ _IMAGES = flags.DEFINE_multi_string(
 def expand_runs(patterns: list[str]) -> list[str]:
   """Run folders named by folders, globs, or parents of run folders (a sweep), in order."""
   from sinsr_jax.errors import UserError
+  from sinsr_jax.runtime import paths
 
   folders = []
   for pattern in patterns:
-    matches = sorted(glob.glob(os.path.expanduser(pattern))) or [os.path.expanduser(pattern)]
+    matches = [pattern] if paths.is_remote(pattern) else (
+        sorted(glob.glob(os.path.expanduser(pattern))) or [os.path.expanduser(pattern)])
     for path in matches:
-      if os.path.isfile(os.path.join(path, "config.json")) or not os.path.isdir(path):
+      if paths.isfile(paths.join(path, "config.json")) or not paths.isdir(path):
         folders.append(path)  # not a folder: runs.load names the problem
         continue
-      children = sorted(os.path.join(path, d) for d in os.listdir(path)
-                        if os.path.isfile(os.path.join(path, d, "config.json")))
+      children = sorted(paths.join(path, d) for d in paths.listdir(path)
+                        if paths.isfile(paths.join(path, d, "config.json")))
       if not children:
         raise UserError(f"{path} is neither a training run (no config.json) nor a folder of runs")
       folders += children

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import traceback
 
-from sinsr_jax.runtime import console
+from sinsr_jax.runtime import console, paths
 
 _CHATTY_LIBRARIES = ("/orbax/", "/tensorflow_datasets/", "/jax/_src/")
 
@@ -43,14 +43,16 @@ def _write_traceback(error: BaseException) -> str:
   for folder in (_failure_log_folder, tempfile.gettempdir()):
     if not folder:
       continue
-    path = os.path.join(folder, "log.txt" if folder == _failure_log_folder else
+    local = paths.staging_dir(folder)  # a bucket's log: its local copy, uploaded next
+    path = os.path.join(local, "log.txt" if folder == _failure_log_folder else
                         f"sinsr_jax-{os.getpid()}.log")
     try:
-      os.makedirs(folder, exist_ok=True)
+      os.makedirs(local, exist_ok=True)
       with open(path, "a") as f:
         f.write(entry + text)
-      return path
-    except OSError:
+      paths.upload(local, folder)
+      return paths.join(folder, os.path.basename(path))
+    except Exception:  # OSError, or the cloud client's: the next place then
       continue
   return ""
 

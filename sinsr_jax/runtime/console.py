@@ -358,13 +358,13 @@ def route_logs(workdir: str, *, verbosity: int = 0, process_index: int = 0,
   global _current, _quiet
   from absl import logging as absl_logging
 
-  from sinsr_jax.runtime import resource_tracker_log
+  from sinsr_jax.runtime import paths, resource_tracker_log
 
   stream = stream or sys.stderr
   root = logging.getLogger()
   try:
-    os.makedirs(workdir, exist_ok=True)
-    to_file = logging.FileHandler(os.path.join(workdir, log_name(process_index)),
+    folder = paths.appendable_folder(workdir, log_name(process_index))
+    to_file = logging.FileHandler(os.path.join(folder, log_name(process_index)),
                                   encoding="utf-8")
     to_file.setFormatter(absl_logging.PythonFormatter())
     root.addHandler(to_file)

@@ -8,6 +8,9 @@ price: a lock is not released by the kernel when its holder dies, so a stale one
 instead: on the holder's host by its pid and boot id, from another host by a heartbeat (the
 holder touches the file every ``HEARTBEAT_S``; older than ``STALE_AFTER_S`` is stale).
 
+In a bucket (``gs://``) the lock is an object created with the store's create-if-absent
+precondition and removed by compare-and-delete (runtime/object_lock.py), under the same rules.
+
 Several processes: each holds its own file (``lock`` for process 0, ``lock.<i>`` for the
 others), so each process of a second launch is refused by itself and none hangs waiting for a
 coordinator that already left.
@@ -26,6 +29,7 @@ import uuid
 from absl import logging
 
 from sinsr_jax.errors import UserError
+from sinsr_jax.runtime import paths
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
@@ -82,7 +86,12 @@ class WorkdirLock:
   def __init__(self, workdir: str, purpose: str = "training", process_index: int = 0):
     name = "lock" if process_index == 0 else f"lock.{process_index}"
     self.workdir = workdir
-    self.path = os.path.join(workdir, name)
+    self.path = paths.join(workdir, name)
+    self._object = None
+    if paths.is_remote(workdir):
+      from sinsr_jax.runtime.object_lock import GcsLockFile
+
+      self._object = GcsLockFile(self.path)
     self.purpose = purpose
     self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "boot_id": _boot_id(),
                    "start_ticks": _start_ticks(os.getpid()), "started": time.time(),
@@ -126,12 +135,17 @@ class WorkdirLock:
       self._thread = None
     current = self._read(self.path)
     if current is not None and current.get("token") == self.holder["token"]:
+      if self._object is not None:
+        self._object.delete(current["generation"])
+        return
       try:
         os.unlink(self.path)
       except FileNotFoundError:
         pass
 
   def _create(self) -> bool:
+    if self._object is not None:
+      return self._object.create(self.holder)
     private = f"{self.path}.{self.holder['host']}.{self.holder['pid']}.tmp"
     with open(private, "w") as f:
       json.dump(self.holder, f)
@@ -151,8 +165,9 @@ class WorkdirLock:
     finally:
       os.unlink(private)
 
-  @staticmethod
-  def _read(path: str) -> dict | None:
+  def _read(self, path: str) -> dict | None:
+    if self._object is not None:
+      return self._object.read()
     try:
       with open(path) as f:
         holder = json.load(f)
@@ -185,7 +200,11 @@ class WorkdirLock:
     return None
 
   def _break(self, seen: dict) -> None:
-    """Moves the stale lock aside; a fresh one another process took meanwhile is put back."""
+    """Moves the stale lock aside; a fresh one another process took meanwhile is put back. In a
+    bucket: deleted only if it is still the object seen stale."""
+    if self._object is not None:
+      self._object.delete(seen.get("generation"))
+      return
     aside = f"{self.path}.stale.{self.holder['host']}.{self.holder['pid']}"
     try:
       os.rename(self.path, aside)
@@ -201,11 +220,22 @@ class WorkdirLock:
 
   def _heartbeat(self) -> None:
     while not self._stop.wait(HEARTBEAT_S):
-      current = self._read(self.path)
+      try:
+        current = self._read(self.path)
+      except Exception as e:  # a storage hiccup (a bucket's timeout): beat at the next turn
+        logging.warning("Could not read the lock %s (%s); trying again in %.0f s.", self.path,
+                        type(e).__name__, HEARTBEAT_S)
+        continue
       if current is None or current.get("token") != self.holder["token"]:
         logging.warning("The lock %s is no longer this process's: another run may write to "
                         "%s.", self.path, self.workdir)
         return
+      if self._object is not None:
+        try:
+          self._object.touch(self.holder)
+        except Exception as e:  # as above: the lock stays held while the run lives
+          logging.warning("Could not refresh the lock %s (%s).", self.path, type(e).__name__)
+        continue
       try:
         os.utime(self.path)
       except OSError:

@@ -7,15 +7,17 @@ moments and batch statistics alike, so runs of either layout resume, evaluate an
 
 Restoring verifies: a checkpoint that cannot be read back whole (a truncated array file, a
 missing ``_METADATA``, an empty folder, a corrupt data-iterator state) is moved to
-``checkpoints/quarantine/<step>`` (never deleted) with one warning, and the next older one is
-tried. Readers (evaluate, upscale) pass ``read_only=True``: they fall back the same way but move
+``checkpoints/quarantine/<step>`` (never deleted) with one warning naming the check it failed,
+and the next older one is tried. A read failing with a transient storage error (a timeout, a
+reset connection, a permission blip: runtime/storage_errors.py) is retried with backoff and,
+still failing, stops with one line and nothing moved: a brief outage must not restart a run.
+Readers (evaluate, upscale) pass ``read_only=True``: they fall back the same way but move
 nothing, since a training may own the folder.
 """
 
 from __future__ import annotations
 
 import logging as logging_std
-import os
 import sys
 
 import grain
@@ -26,6 +28,7 @@ from absl import logging
 
 from sinsr_jax.errors import UserError
 from sinsr_jax.models import layout
+from sinsr_jax.runtime import paths, storage_errors
 
 QUARANTINE = "quarantine"
 
@@ -42,12 +45,17 @@ class NoIntactCheckpoint(UserError):
   """Checkpoints exist but none can be read."""
 
 
+class StorageUnavailable(UserError):
+  """A checkpoint read kept failing with transient storage errors (nothing was moved)."""
+
+
 def make_manager(workdir: str, keep: int | None, read_only: bool = False
                  ) -> ocp.CheckpointManager:
   """The run's checkpoints; ``read_only``: creates, deletes and cleans up nothing (orbax's own
   read_only option would say so in warnings on every call)."""
+  paths.refresh(workdir)  # a listing cached in this process misses what tensorstore wrote
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      paths.join(paths.absolute(workdir), "checkpoints"),
       item_names=("state", "data"),
       item_handlers={"state": ocp.StandardCheckpointHandler(),
                      "data": grain.checkpoint.CheckpointHandler()},
@@ -102,22 +110,36 @@ def restore_generator(manager: ocp.CheckpointManager, template: dict, device=Non
                         read_only=True)
 
 
+_OK, _UNREACHABLE, _DAMAGED = 2, 1, 0  # one process's verdict; the lowest of all counts
+
+
 def _newest_intact(manager, read, read_only: bool) -> tuple:
   """(``read(step)``, step) for the newest step it succeeds on (on every process), or
   (None, None) when there is no checkpoint; damaged ones newer than it are set aside (see
-  ``restore_latest``)."""
+  ``restore_latest``). A read failing with a transient storage error is retried, and if it
+  still fails, raises StorageUnavailable with nothing moved: a hiccup is not damage."""
   damaged = []  # (step, reason), newest first
   _quiet_abandoned_reads()  # a failing read's siblings may report before its exception does
   for candidate in sorted(manager.all_steps(), reverse=True):
-    state, reason = None, "unreadable on another process"
+    state, verdict, reason = None, _DAMAGED, "unreadable on another process"
     try:
-      state = read(candidate)
-      ok = True
+      state = storage_errors.retry(lambda step=candidate: read(step),
+                                   f"the checkpoint of step {candidate}")
+      verdict = _OK
     except CheckpointMismatch:
       raise
-    except Exception as e:  # whatever the storage layer raised, this checkpoint is unusable
-      ok, reason = False, _reason(e)
-    if _everywhere(ok):
+    except storage_errors.StillFailing as e:
+      verdict, reason = _UNREACHABLE, f"{_reason(e.error)}; tried {e.tries} times"
+    except Exception as e:  # the data itself: it failed an integrity check
+      reason = _damage(e)
+    verdict = _everywhere(verdict)
+    if verdict == _UNREACHABLE:
+      if reason.startswith("unreadable on another"):
+        reason = "a storage error on another process"
+      raise StorageUnavailable(
+          f"cannot read the checkpoint of step {candidate} in {manager.directory}: storage "
+          f"error ({reason}); nothing was moved: the same command tries again")
+    if verdict == _OK:
       _set_aside(manager, damaged, candidate, read_only)
       return state, candidate
     damaged.append((candidate, reason))
@@ -133,6 +155,22 @@ def _newest_intact(manager, read, read_only: bool) -> tuple:
       f"no intact checkpoint in {manager.directory} (steps {steps} moved to "
       f"{manager.directory / QUARANTINE}; {first}): the same command now starts over from step "
       f"0, or move them back to retry them")
+
+
+def _damage(error: BaseException) -> str:
+  """Which integrity check ``error`` failed, with the storage layer's own words."""
+  errors = storage_errors.chain(error)
+  text = " ".join(str(e).split("\n", 1)[0] for e in errors)
+  if any(isinstance(e, (FileNotFoundError, CheckpointDamaged)) for e in errors) or (
+      "NOT_FOUND" in text):
+    kind = "missing file"
+  elif "OUT_OF_RANGE" in text or "DATA_LOSS" in text:
+    kind = "truncated or corrupt array data"
+  elif any(type(e).__name__ == "JSONDecodeError" for e in errors) or "metadata" in text.lower():
+    kind = "unreadable metadata"
+  else:
+    kind = "unreadable"
+  return f"{kind}: {_reason(error)}"
 
 
 class _AbandonedReadTasks:
@@ -204,13 +242,14 @@ def place_like(tree, template):
   return jax.tree.map(place, tree, template)
 
 
-def _everywhere(ok: bool) -> bool:
-  """Several processes must agree, or one would resume from another step than the others."""
+def _everywhere(verdict: int) -> int:
+  """Several processes must agree, or one would resume from another step than the others: the
+  worst verdict of any process counts."""
   if jax.process_count() == 1:
-    return ok
+    return verdict
   from jax.experimental import multihost_utils
 
-  return bool(multihost_utils.process_allgather(np.int32(ok)).min())
+  return int(multihost_utils.process_allgather(np.int32(verdict)).min())
 
 
 def _set_aside(manager, damaged: list, restored: int | None, read_only: bool) -> None:
@@ -229,7 +268,7 @@ def _set_aside(manager, damaged: list, restored: int | None, read_only: bool) ->
       target, suffix = manager.directory / QUARANTINE / f"{step}.{suffix}", suffix + 1
     if jax.process_index() == 0:
       target.parent.mkdir(parents=True, exist_ok=True)
-      os.rename(manager.directory / str(step), target)
+      paths.rename(str(manager.directory / str(step)), str(target))
     logging.warning("The checkpoint of step %d is damaged (%s): moved to %s; resuming from %s.",
                     step, reason, target, then)
   if not read_only:
@@ -292,7 +331,7 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, state_template,
 def _stored(manager, step: int, part=None):
   """The checkpoint's state metadata (shapes, dtypes); with ``part`` (a dict template), only
   its top-level entries."""
-  if not os.path.exists(os.path.join(manager.directory, str(step), "state", "_METADATA")):
+  if not (manager.directory / str(step) / "state" / "_METADATA").exists():
     raise CheckpointDamaged("its state/_METADATA is missing")
   stored = manager.item_metadata(step)["state"]
   if part is None:

@@ -11,7 +11,6 @@ refused in one line naming the first parameter that differs.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import jax
@@ -19,6 +18,7 @@ from absl import logging
 
 from sinsr_jax.errors import UserError
 from sinsr_jax.models import layout
+from sinsr_jax.runtime import paths
 from sinsr_jax.training import checkpointing
 
 
@@ -62,7 +62,7 @@ def initialize(state, source_dir: str, build_state: Callable):
     raise UserError(f"{where}: cannot build its model ({type(e).__name__}: {e})") from None
   source = checkpointing.read_newest(source_dir, template)
   if source is None:
-    raise UserError(f"{where}: no checkpoint in {os.path.join(source_dir, 'checkpoints')}")
+    raise UserError(f"{where}: no checkpoint in {paths.join(source_dir, 'checkpoints')}")
   source = source.replace(ema_params=_in_layout(source.ema_params, state.g_params),
                           g_state=_in_layout(source.g_state, state.g_state))
   for what, wanted, found in (("generator", state.g_params, source.ema_params),

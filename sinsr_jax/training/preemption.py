@@ -27,15 +27,15 @@ from collections.abc import Callable
 import jax
 from absl import logging
 
-from sinsr_jax.runtime import console
+from sinsr_jax.runtime import console, paths
 
 
 def newest_checkpoint_on_disk(workdir: str | None) -> int | None:
   """The newest finalized checkpoint's step (orbax writes into ``<step>.orbax-checkpoint-tmp``
   folders and renames them when complete)."""
-  folder = os.path.join(workdir, "checkpoints") if workdir else None
+  folder = paths.join(workdir, "checkpoints") if workdir else None
   try:
-    steps = [int(d) for d in os.listdir(folder) if d.isdigit()] if folder else []
+    steps = [int(d) for d in paths.listdir(folder) if d.isdigit()] if folder else []
   except OSError:
     steps = []
   return max(steps, default=None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ import jax
 import ml_collections
 
 from sinsr_jax.errors import UserError
+from sinsr_jax.runtime import paths
 
 
 def _tuples(value):
@@ -27,15 +27,14 @@ def _tuples(value):
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
   """The resolved config a run wrote to ``workdir/config.json``."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isdir(workdir):
+  path = paths.join(workdir, "config.json")
+  if not paths.isdir(workdir):
     raise UserError(f"run folder {workdir} not found")
-  if not os.path.isfile(path):
+  if not paths.isfile(path):
     raise UserError(f"{workdir} is not a training run: it has no config.json (train with "
                     f"python -m sinsr_jax.main --workdir={workdir} first)")
   try:
-    with open(path) as f:
-      return ml_collections.ConfigDict(_tuples(json.load(f)))
+    return ml_collections.ConfigDict(_tuples(json.loads(paths.read_text(path))))
   except (OSError, ValueError) as e:
     raise UserError(f"cannot read {path}: {e}") from None
 
@@ -100,7 +99,7 @@ def load(workdir: str, label: str | None = None) -> Run:
   finally:
     manager.close()
   if tree is None:
-    raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
+    raise UserError(f"no checkpoint in {paths.join(workdir, 'checkpoints')}; train first")
   return Run(label, config, g_model, jax.device_get(tree["ema_params"]),
              jax.device_get(tree.get("g_state", {})), int(step), workdir)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 
 import jax
@@ -18,8 +17,8 @@ from sinsr_jax.data import input_pipeline
 from sinsr_jax.errors import UserError
 from sinsr_jax.losses import objective
 from sinsr_jax.losses.generator_loss import GeneratorLoss
-from sinsr_jax.runtime import console, provenance, workdir_lock, xla_cpu
-from sinsr_jax.runtime.files import ensure_writable_dir
+from sinsr_jax.runtime import console, paths, provenance, workdir_lock, xla_cpu
+from sinsr_jax.runtime.files import ensure_writable_dir, write_atomic
 from sinsr_jax.training import (
   checkpointing,
   init_from,
@@ -29,6 +28,7 @@ from sinsr_jax.training import (
   steps,
   validation,
 )
+from sinsr_jax.training import summaries as summaries_lib
 from sinsr_jax.training.config_checks import check_config
 from sinsr_jax.training.networks import build_generator, build_models  # noqa: F401  (train.build_models)
 
@@ -96,10 +96,10 @@ def check_same_run(config, workdir: str) -> None:
   """Refuses to resume a workdir whose checkpoints another config wrote (another model, seed,
   loss weight, ...: anything but ``_MAY_CHANGE_ON_RESUME``), naming the differences, before
   anything is built."""
-  saved_path = os.path.join(workdir, "config.json")
-  checkpoints = os.path.join(workdir, "checkpoints")
-  if not os.path.isfile(saved_path) or not os.path.isdir(checkpoints) or not any(
-      d.isdigit() for d in os.listdir(checkpoints)):
+  saved_path = paths.join(workdir, "config.json")
+  checkpoints = paths.join(workdir, "checkpoints")
+  if not paths.isfile(saved_path) or not paths.isdir(checkpoints) or not any(
+      d.isdigit() for d in paths.listdir(checkpoints)):
     return
   from sinsr_jax.training import runs
 
@@ -118,23 +118,24 @@ def _sr_fn(g_model):
 
 
 def _write_run_info(config, workdir: str) -> None:
-  """The resolved config, and the LR degradation spelled out, for whoever reads the run later."""
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  """The resolved config, and the LR degradation spelled out, for whoever reads the run later.
+  Each file is replaced atomically: a resume reads them back, and a kill may come at any time."""
+  write_atomic(paths.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   degradation = input_pipeline.degradation_from_config(config.data).describe()
-  with open(os.path.join(workdir, "degradation.json"), "w") as f:
-    json.dump(degradation, f, indent=2)
+  write_atomic(paths.join(workdir, "degradation.json"), json.dumps(degradation, indent=2))
   logging.info("LR degradation: %s", degradation)
   # What reproducing the run needs beside its config: code version, libraries, seed, command.
   info = provenance.describe(config.seed)
-  history_path = os.path.join(workdir, "run_info.json")
+  history_path = paths.join(workdir, "run_info.json")
   previous = {}
-  if os.path.exists(history_path):
-    with open(history_path) as f:
-      previous = json.load(f)
+  try:
+    previous = json.loads(paths.read_text(history_path))
+  except FileNotFoundError:
+    pass
+  except (OSError, ValueError) as e:  # cut by a kill under an older version: history restarts
+    logging.warning("%s is unreadable (%s); its history of starts begins anew.", history_path, e)
   starts = [*previous.get("starts", []), info]  # one entry per start: resumes are visible
-  with open(history_path, "w") as f:
-    json.dump({**info, "starts": starts}, f, indent=2)
+  write_atomic(history_path, json.dumps({**info, "starts": starts}, indent=2))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -197,7 +198,7 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
     sr = functools.partial(_sr_fn(g_model), state.ema_params, state.g_state)
     record = {"step": 0, **validation.evaluate_pairs(sr, eval_pairs, config.data.scale)}
     if is_chief:
-      validation.write_metrics_json(os.path.join(workdir, "metrics.json"), record, [record])
+      validation.write_metrics_json(paths.join(workdir, "metrics.json"), record, [record])
     return record
 
   manager = checkpointing.make_manager(workdir, config.train.keep_checkpoints)
@@ -208,7 +209,7 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
     state = restored
     console.info("Resumed from the checkpoint at step %d.", int(state.step))
   elif config.train.get("init_from"):
-    state = init_from.initialize(state, os.path.expanduser(config.train.init_from), lambda c: (
+    state = init_from.initialize(state, paths.absolute(config.train.init_from), lambda c: (
         initial_state(c, *build_models(c), *build_optimizers(c.optim), mesh)))
   start_step = int(state.step)
 
@@ -217,14 +218,16 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
   sr_fn = _sr_fn(g_model)
   # clu's writers import TensorFlow (~4 s): only once the config and data are known good, so a
   # mistake in them is reported in a second or two.
-  from clu import metric_writers, periodic_actions
+  from clu import periodic_actions
 
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+  summaries = summaries_lib.Summaries(workdir, is_chief)
+  opened.append(summaries.flush)
+  writer = summaries.writer
   if start_step == 0:
     writer.write_hparams(dict(_flatten(config.to_dict())))
   train_cfg = config.train
   report = periodic_actions.ReportProgress(num_train_steps=train_cfg.num_steps, writer=writer)
-  metrics_path = os.path.join(workdir, "metrics.json")
+  metrics_path = paths.join(workdir, "metrics.json")
   # A crash between a validation and the next checkpoint leaves records the resume will redo.
   history = [r for r in _load_history(metrics_path) if r["step"] <= start_step]
   record = history[-1] if history else {}
@@ -274,6 +277,7 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
       history.append(record)
       writer.write_scalars(step, {f"val/{k}": v for k, v in record.items() if k != "step"})
       validation.write_metrics_json(metrics_path, record, history)
+      summaries.flush()
       progress.validation(step, record)
     if is_chief and not stopping and (step % train_cfg.image_every == 0 or last):
       sr = functools.partial(sr_fn, *_local_copy((state.ema_params, state.g_state)))
@@ -283,12 +287,12 @@ def _train(config, workdir: str, stop: preemption.StopRequest, opened: list) -> 
       _save(manager, step, state, train_iter)
     if stopping:
       _finish(manager)
-      writer.flush()
+      summaries.flush()
       logging.warning("Stopped at step %d (%s); checkpoint written. The same command resumes.",
                       step, stop.signal_name or "preemption")
       return {**record, "stopped": f"{stop.signal_name or 'preemption'} at step {step}"}
   _finish(manager)
-  writer.flush()
+  summaries.flush()
   return record
 
 
@@ -368,7 +372,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # A training may be writing this workdir; its newest finalized checkpoint counts.
     state = checkpointing.read_newest(workdir, template)
   if state is None:
-    raise UserError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}; train first")
+    raise UserError(f"no checkpoint in {paths.join(workdir, 'checkpoints')}; train first")
   pairs = input_pipeline.eval_images(builder.as_data_source(split=config.data.eval_split),
                                      config.data, channels=config.model.channels,
                                      seed=config.seed)
@@ -376,7 +380,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   record = {"step": int(state.step), "split": config.data.eval_split,
             **validation.evaluate_pairs(sr, pairs, config.data.scale)}
   if jax.process_index() == 0:
-    path = os.path.join(workdir, f"eval_{config.data.eval_split}.json")
+    path = paths.join(workdir, f"eval_{config.data.eval_split}.json")
     validation.write_metrics_json(path, record, [record])
   return record
 
@@ -396,10 +400,9 @@ def _mean_metrics(host: list[dict]) -> dict[str, float]:
 
 
 def _load_history(path: str) -> list[dict]:
-  if not os.path.exists(path):
+  if not paths.exists(path):
     return []
-  with open(path) as f:
-    return json.load(f).get("history", [])
+  return json.loads(paths.read_text(path)).get("history", [])
 
 
 def _flatten(tree: dict, prefix: str = ""):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -11,6 +10,7 @@ import numpy as np
 
 from sinsr_jax import metrics
 from sinsr_jax.data import degradations
+from sinsr_jax.runtime import paths
 
 METRICS = ("psnr_db", "ssim", "gmsd", "edge_f1")
 STRUCTURE_CONVENTION = ("; GMSD and edge F1 (Canny sigma 1.5, 1-pixel tolerance) on [0,1] "
@@ -63,8 +63,6 @@ def sample_grid(sr_fn: Callable, pairs: list[dict], scale: int, count: int = 3) 
 
 def write_metrics_json(path: str, record: dict, history: list[dict]) -> None:
   """Writes the latest record at top level plus the full history, atomically."""
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    json.dump({**record, "convention": metrics.CONVENTION + STRUCTURE_CONVENTION,
-               "history": history}, f, indent=2)
-  os.replace(tmp, path)
+  paths.write_atomic(path, json.dumps(
+      {**record, "convention": metrics.CONVENTION + STRUCTURE_CONVENTION, "history": history},
+      indent=2))

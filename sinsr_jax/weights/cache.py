@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import logging
 import os
+import re
 import tempfile
-import urllib.request
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,7 +25,6 @@ from sinsr_jax.weights.readers import WeightsError, read_keras_h5, read_torch_st
 from sinsr_jax.weights.sources import SOURCES, Params, Source, WeightsNotFound, source
 
 log = logging.getLogger(__name__)
-
 
 
 def default_cache_dir() -> str:
@@ -47,19 +45,17 @@ def file_hashes(path: str) -> dict[str, str]:
   return {k: d.hexdigest() for k, d in digests.items()}
 
 
-def check_hash(src: Source, digests: Mapping[str, str], path: str) -> bool:
-  """Raises on a mismatch with the published hash; False when none is published."""
+def check_hash(src: Source, digests: Mapping[str, str], path: str) -> None:
+  """Refuses (WeightsError, one line) a file whose hash is not the pinned one of ``src``."""
   if not src.hash:
-    log.info("%s: sha256 %s (no published hash to check)", path, digests["sha256"])
-    return False
+    raise WeightsError(f"{path}: {src.name} has no pinned hash to check it against; refused")
   algo, expected = src.hash.split(":")
   got = digests[algo]
   if not got.startswith(expected):
     what = "starts with" if len(expected) < len(got) else "is"
-    raise WeightsError(f"{path}: {algo} mismatch: the published {src.filename}'s {what} "
-                       f"{expected}, this file's is {got} (corrupt or incomplete download? "
-                       "delete it and fetch it again)")
-  return True
+    raise WeightsError(f"{path}: refused, {algo} mismatch: the pinned {src.filename}'s {what} "
+                       f"{expected}, this file's is {got} (changed upstream, or a corrupt or "
+                       "incomplete download: delete it to fetch it again)")
 
 
 def _sniff_format(path: str) -> str:
@@ -143,30 +139,31 @@ def _read_checkpoint(path: str, src: Source):
 
 
 def _download(src: Source, dest: str) -> str:
-  """Fetches ``src`` to ``dest`` (verified, then renamed into place); '' or why it failed."""
-  directory, tmp = os.path.dirname(dest), ""
+  """Fetches ``src`` to ``dest`` with pooch (a temporary file, renamed into place once its hash
+  is checked); '' or why it failed. A file that arrives with another hash is refused
+  (WeightsError) and not kept."""
+  import pooch  # only when downloading: pooch imports requests
+  import requests
+
+  algo, expected = src.hash.split(":") if src.hash else ("", "")
+  full = algo == "sha256" and len(expected) == 64  # pooch checks full digests itself
+  log.info("downloading %s to %s", src.url, os.path.dirname(dest))
   try:
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{src.filename}.", suffix=".part")
-    with os.fdopen(fd, "wb") as f, urllib.request.urlopen(src.url, timeout=20) as response:
-      total = int(response.headers.get("Content-Length") or 0)
-      size = f"{total / 1e6:.0f} MB" if total else "size unknown"
-      log.info("downloading %s (%s) to %s", src.url, size, directory)
-      done, reported = 0, 0
-      while chunk := response.read(1 << 20):
-        f.write(chunk)
-        done += len(chunk)
-        if total > 10_000_000 and done * 10 // total > reported:
-          reported = done * 10 // total
-          log.info("  %d%% of %.0f MB", reported * 10, total / 1e6)
-    check_hash(src, file_hashes(tmp), src.url)
-    os.replace(tmp, dest)
-    return ""
-  except (OSError, ValueError, http.client.HTTPException) as e:  # URLError, timeouts: OSError
+    pooch.retrieve(src.url, known_hash=f"sha256:{expected}" if full else None,
+                   fname=os.path.basename(dest), path=os.path.dirname(dest), progressbar=False)
+  except ValueError as e:  # pooch's hash mismatch (several lines): ours says it in one
+    got = re.search(r"but got ([0-9a-f]{64})", str(e))
+    raise WeightsError(f"{src.url}: refused, sha256 mismatch: the pinned {src.filename}'s is "
+                       f"{expected}, the downloaded file's is {got.group(1) if got else '?'} "
+                       "(changed upstream?); nothing was kept") from None
+  except (OSError, requests.RequestException) as e:  # URLError, timeouts, HTTP errors
     return f"{type(e).__name__}: {e}".replace("\n", " ")
-  finally:
-    if tmp and os.path.exists(tmp):
-      os.unlink(tmp)
+  try:
+    check_hash(src, file_hashes(dest), src.url)  # prefix and md5 pins, which pooch cannot check
+  except WeightsError:
+    os.unlink(dest)
+    raise
+  return ""
 
 
 def _not_found(src: Source, cache: str, reason: str) -> WeightsNotFound:
