@@ -56,12 +56,13 @@ def test_tile(sample: str, tile: int, channels: int) -> tuple[np.ndarray, dict]:
 
 
 def _space_axes(tile: int, scale: int, pixel_size_nm) -> tuple[list, list]:
-  size = pixel_size_nm or (1.0, 1.0)
+  x_nm, y_nm = pixel_size_nm or (1.0, 1.0)  # the instrument's (x, y)
   unit = {"unit": "nanometer"} if pixel_size_nm else {}
+  sizes = (("y", y_nm), ("x", x_nm))
   inputs = [{"type": "space", "id": a, "size": tile, "scale": float(s), **unit}
-            for a, s in zip("yx", size, strict=True)]
+            for a, s in sizes]
   outputs = [{"type": "space", "id": a, "size": {"tensor_id": "lr", "axis_id": a},
-              "scale": float(s) / scale, **unit} for a, s in zip("yx", size, strict=True)]
+              "scale": float(s) / scale, **unit} for a, s in sizes]
   return inputs, outputs
 
 
@@ -109,7 +110,7 @@ def rdf(run, tile: int, files: dict[str, bytes], about: dict) -> dict:
 def _readme(run, tile: int, about: dict) -> str:
   name, scale = run.config.model.name, run.scale
   size = about["pixel_size_nm"]
-  pixel = f"{size[0]:.4g} x {size[1]:.4g} nm" if size else "not stated by the sample"
+  pixel = f"{size[0]:.4g} x {size[1]:.4g} nm (x, y)" if size else "not stated by the sample"
   norm = ("8-bit levels / 255 (as sinsr_jax's upscale); the output is clipped to [0, 1] and "
           "mapped back to 0..255" if about["eight_bit"] else
           "each tile's own min..max to [0, 1] (sinsr_jax's upscale maps the whole frame's); the "
