@@ -60,7 +60,9 @@ def test_upscale_widget_adds_a_calibrated_layer_and_saves_it(make_napari_viewer,
   assert tuple(str(u) for u in image.units) == ("nanometer", "nanometer")
   widget = UpscaleWidget(viewer)
   viewer.window.add_dock_widget(widget, name="Upscale")
-  widget.model_path.setText(package)
+  # The docs' screenshot uses a trained run's package (the tiny random model draws a grid).
+  model = os.environ.get("SINSR_SCREENSHOT_MODEL", package)
+  widget.model_path.setText(model)
   widget.context.setValue(16)
   widget.blend.setValue(8)
   widget.save.setChecked(True)
@@ -74,7 +76,7 @@ def test_upscale_widget_adds_a_calibrated_layer_and_saves_it(make_napari_viewer,
   assert result.metadata["pixel_size_nm"] == pytest.approx([0.543 / 4] * 2)
   assert widget.progress.value() == widget.progress.maximum() > 1
   # The same pixels as the plugin's Qt-free path with the same model and tiles.
-  want = work.upscale(work.load(package), image.data, (0.0, 255.0), tile=TILE, context=16,
+  want = work.upscale(work.load(model), image.data, (0.0, 255.0), tile=TILE, context=16,
                       blend=8)
   np.testing.assert_array_equal(result.data, want)
   from sinsr_jax.inference import micrographs
@@ -83,7 +85,9 @@ def test_upscale_widget_adds_a_calibrated_layer_and_saves_it(make_napari_viewer,
   assert saved.instrument.pixel_size_nm == pytest.approx((0.543 / 4, 0.543 / 4), rel=1e-4)
   assert (tmp_path / "upscaled.tif.json").exists()
   viewer.layers.selection.active = result
+  viewer.window._qt_window.resize(1280, 760)
   viewer.reset_view()
+  viewer.camera.zoom *= 3  # a part of the frame, at a size where the detail shows
   for layer in list(viewer.layers)[:2]:
     layer.visible = False
   shot = viewer.screenshot(canvas_only=False, flash=False)
@@ -91,7 +95,7 @@ def test_upscale_widget_adds_a_calibrated_layer_and_saves_it(make_napari_viewer,
   from PIL import Image
 
   target = tmp_path / "napari_upscale.png"
-  Image.fromarray(shot[..., :3]).resize((shot.shape[1] // 2, shot.shape[0] // 2)).save(target)
+  Image.fromarray(shot[..., :3]).save(target, optimize=True)
   if os.environ.get("SINSR_UPDATE_SCREENSHOT"):  # how docs/assets/napari_upscale.png is made
     shutil.copy(target, SCREENSHOT)
 

@@ -1,8 +1,8 @@
 """What the Upscale widget runs, Qt-free: a model from a run folder or an exported package, the
 tiled upscale of one layer's pixels with progress and cancellation, and the save.
 
-Every model runs on ONNX Runtime: on this CPU it is at parity with JAX or faster
-(docs/napari.md), and napari's process then never loads JAX or TensorFlow. A run folder is
+Every model runs on ONNX Runtime: on this CPU it is near parity with JAX (0.8x to 2x its speed,
+docs/napari.md), and napari's process then never loads JAX or TensorFlow. A run folder is
 exported to ONNX first, in a child process.
 """
 
