@@ -68,17 +68,18 @@ def test_upscale_widget_adds_a_calibrated_layer_and_saves_it(make_napari_viewer,
   widget.save.setChecked(True)
   widget.save_path.setText(str(tmp_path / "upscaled.tif"))
   widget.run_button.click()
-  qtbot.waitUntil(lambda: len(viewer.layers) == 3, timeout=120_000)
+  qtbot.waitUntil(lambda: len(viewer.layers) == 3, timeout=1_800_000 if model != package else
+                  120_000)
   result = viewer.layers[-1]
   assert result.name == "aquami_Sample x4" and result.data.shape == (691 * 4, 1024 * 4)
   assert tuple(result.scale) == pytest.approx((0.543 / 4, 0.543 / 4))
   assert result.metadata["upscaled"]["runtime"] == "onnxruntime"
   assert result.metadata["pixel_size_nm"] == pytest.approx([0.543 / 4] * 2)
   assert widget.progress.value() == widget.progress.maximum() > 1
-  # The same pixels as the plugin's Qt-free path with the same model and tiles.
-  want = work.upscale(work.load(model), image.data, (0.0, 255.0), tile=TILE, context=16,
-                      blend=8)
-  np.testing.assert_array_equal(result.data, want)
+  if model == package:  # the same pixels as the Qt-free path with the same model and tiles
+    want = work.upscale(work.load(model), image.data, (0.0, 255.0), tile=TILE, context=16,
+                        blend=8)
+    np.testing.assert_array_equal(result.data, want)
   from sinsr_jax.inference import micrographs
 
   saved = micrographs.read(str(tmp_path / "upscaled.tif"))
