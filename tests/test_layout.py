@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(REPO) / "sinsr_jax"
 MAX_LINES = 420  # "about 400": a module past this is doing more than one job
 # The folders, lowest first: each may import only the ones before it (and errors.py).
 ORDER = ("runtime", "data", "models", "weights", "metrics", "losses", "training", "inference",
-         "evaluation")
+         "evaluation", "export", "napari")
 ENTRY_POINTS = {"main", "evaluate", "upscale"}  # thin command lines: may import anything
 
 

@@ -1,0 +1,1 @@
+"""A run's generator for tools outside Python and JAX: ONNX models and bioimage.io packages."""
