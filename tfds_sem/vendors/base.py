@@ -114,3 +114,17 @@ def kilovolts(volts: float) -> float:
   """An accelerating voltage in kV from volts (SEMs run at 0.02-30 kV: any value above 100 is
   in volts)."""
   return volts / 1e3 if abs(volts) > 100 else volts
+
+
+def converted_fields(found: dict[str, str], converters, maker: str,
+                     warnings: list[str]) -> dict[str, float]:
+  """Instrument fields from ``(key, field name, convert)`` triples; a value that does not
+  convert is left out with a warning naming the maker's key."""
+  fields = {}
+  for key, name, convert in converters:
+    if found.get(key):
+      try:
+        fields[name] = convert(found[key])
+      except (ValueError, IndexError):
+        warnings.append(f"{maker} {key}={found[key]!r} unreadable; left out")
+  return fields

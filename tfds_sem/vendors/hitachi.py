@@ -49,17 +49,11 @@ def read(text: str, height: int, width: int) -> base.Instrument:
     pixel = base.number(info["PixelSize"])
     kwargs, found = base.calibration((pixel, pixel), "Hitachi PixelSize")
     warnings += found
-  fields = {}
-  converters = (("AcceleratingVoltage", "high_voltage_kV",
-                 lambda v: base.kilovolts(base.number(v.split()[0]))),
-                ("WorkingDistance", "working_distance_mm", lambda v: _length_nm(v) / 1e6),
-                ("Magnification", "magnification", base.number))
-  for key, name, convert in converters:
-    if info.get(key):
-      try:
-        fields[name] = convert(info[key])
-      except (ValueError, IndexError):
-        warnings.append(f"Hitachi {key}={info[key]!r} unreadable; left out")
+  fields = base.converted_fields(info, (
+      ("AcceleratingVoltage", "high_voltage_kV",
+       lambda v: base.kilovolts(base.number(v.split()[0]))),
+      ("WorkingDistance", "working_distance_mm", lambda v: _length_nm(v) / 1e6),
+      ("Magnification", "magnification", base.number)), "Hitachi", warnings)
   if info.get("SignalName"):
     fields["detector"] = info["SignalName"]
   if info.get("InstructName"):

@@ -61,15 +61,10 @@ def read(text: str, height: int, width: int) -> base.Instrument:
       warnings += calibrated
     except ValueError as e:
       warnings.append(f"JEOL scale unreadable ({e}); pixel size not used")
-  fields = {}
-  for key, name, convert in (("CM_ACCEL_VOLT", "high_voltage_kV", base.kilovolts),
-                             ("SM_WD", "working_distance_mm", float),
-                             ("CM_MAG", "magnification", float)):
-    if found.get(key):
-      try:
-        fields[name] = convert(base.number(found[key]))
-      except ValueError:
-        warnings.append(f"JEOL {key}={found[key]!r} is not a number; left out")
+  fields = base.converted_fields(found, (
+      ("CM_ACCEL_VOLT", "high_voltage_kV", lambda v: base.kilovolts(base.number(v))),
+      ("SM_WD", "working_distance_mm", base.number),
+      ("CM_MAG", "magnification", base.number)), "JEOL", warnings)
   if found.get("CM_SIGNAL"):
     fields["detector"] = found["CM_SIGNAL"]
   if found.get("CM_INSTRUMENT"):

@@ -43,19 +43,11 @@ def read(text: str, height: int) -> base.Instrument:
       warnings += found
     except ValueError as e:
       warnings.append(f"TESCAN ImageStripSize unreadable ({e}); the image detector decides")
-  fields = {}
-  for key, name, convert in (("HV", "high_voltage_kV", base.kilovolts),
-                             ("WD", "working_distance_mm", lambda m: m * 1e3)):
-    if key in sem:
-      try:
-        fields[name] = convert(base.number(sem[key]))
-      except ValueError:
-        warnings.append(f"TESCAN [SEM] {key}={sem[key]!r} is not a number; left out")
-  if "Magnification" in main:
-    try:
-      fields["magnification"] = base.number(main["Magnification"])
-    except ValueError:
-      warnings.append(f"TESCAN Magnification={main['Magnification']!r} is not a number")
+  fields = base.converted_fields(sem, (
+      ("HV", "high_voltage_kV", lambda v: base.kilovolts(base.number(v))),
+      ("WD", "working_distance_mm", lambda v: base.number(v) * 1e3)), "TESCAN [SEM]", warnings)
+  fields.update(base.converted_fields(main, (("Magnification", "magnification", base.number),),
+                                      "TESCAN", warnings))
   for key, name in (("Detector", "detector"),):
     if sem.get(key):
       fields[name] = sem[key]
