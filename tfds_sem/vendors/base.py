@@ -128,3 +128,13 @@ def converted_fields(found: dict[str, str], converters, maker: str,
       except (ValueError, IndexError):
         warnings.append(f"{maker} {key}={found[key]!r} unreadable; left out")
   return fields
+
+
+def text_fields(found: dict[str, str], names: dict[str, str], instrument_key: str,
+                maker: str) -> dict[str, str]:
+  """Text fields as the file states them (detector, date, ...), and the instrument's model
+  prefixed with its maker."""
+  fields = {name: found[key] for key, name in names.items() if found.get(key)}
+  if found.get(instrument_key):
+    fields["instrument"] = f"{maker} {found[instrument_key]}"
+  return fields

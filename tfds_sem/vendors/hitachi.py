@@ -54,11 +54,6 @@ def read(text: str, height: int, width: int) -> base.Instrument:
        lambda v: base.kilovolts(base.number(v.split()[0]))),
       ("WorkingDistance", "working_distance_mm", lambda v: _length_nm(v) / 1e6),
       ("Magnification", "magnification", base.number)), "Hitachi", warnings)
-  if info.get("SignalName"):
-    fields["detector"] = info["SignalName"]
-  if info.get("InstructName"):
-    fields["instrument"] = f"Hitachi {info['InstructName']}"
-  for key in ("Date", "Time"):
-    if info.get(key):
-      fields[key.lower()] = info[key]
+  fields.update(base.text_fields(info, {"SignalName": "detector", "Date": "date",
+                                         "Time": "time"}, "InstructName", "Hitachi"))
   return base.Instrument(fields=fields, warnings=tuple(warnings), **kwargs)

@@ -65,11 +65,6 @@ def read(text: str, height: int, width: int) -> base.Instrument:
       ("CM_ACCEL_VOLT", "high_voltage_kV", lambda v: base.kilovolts(base.number(v))),
       ("SM_WD", "working_distance_mm", base.number),
       ("CM_MAG", "magnification", base.number)), "JEOL", warnings)
-  if found.get("CM_SIGNAL"):
-    fields["detector"] = found["CM_SIGNAL"]
-  if found.get("CM_INSTRUMENT"):
-    fields["instrument"] = f"JEOL {found['CM_INSTRUMENT']}"
-  for key in ("CM_DATE", "CM_TIME"):
-    if found.get(key):
-      fields[key[3:].lower()] = found[key]
+  fields.update(base.text_fields(found, {"CM_SIGNAL": "detector", "CM_DATE": "date",
+                                          "CM_TIME": "time"}, "CM_INSTRUMENT", "JEOL"))
   return base.Instrument(databar_row=row, fields=fields, warnings=tuple(warnings), **kwargs)
