@@ -141,6 +141,12 @@ def comparisons(scores, pairs: list[tuple[str, str]], columns) -> list[tuple[str
   return [(a, b, c, d) for (a, b, c, _), d in zip(out, adjusted, strict=True)]
 
 
+def _p(p: float) -> str:
+  """A bootstrap p-value: 0 means below the resolution of its resamples."""
+  paired = _paired()
+  return f"< {1 / paired.RESAMPLES:.0e}" if p == 0 else f"{p:.3g}"
+
+
 def _difference(d, column: Column) -> str:
   if not math.isfinite(d.low):
     return f"{d.mean:+.{column.digits}f}" if math.isfinite(d.mean) else "—"
@@ -161,7 +167,8 @@ def verdict_lines(results, unconverged: set[str]) -> list[str]:
     said = {"A": f"**{a} ahead**", "B": f"**{b} ahead**", "tie": "tie",
             "undecided": "undecided (too few pairs)"}[outcome]
     lines.append(f"- {a} vs {b}, {column.title}: {said}: {_difference(d, column)} "
-                 f"({d.images} images x {d.seeds} seeds, Holm p {d.p_holm:.3g})")
+                 f"({d.images} images x {d.seeds} seed{'s' if d.seeds > 1 else ''}, Holm p "
+                 f"{_p(d.p_holm)})")
   return lines
 
 
@@ -367,9 +374,13 @@ def report(a, plan: plan_.Plan, say=print) -> int:
 
 def plain_verdicts(found, unconverged: set[str]) -> list[str]:
   """One line per (claim, pair, source): where A is ahead, where B is, and the ties."""
-  lines = []
+  lines, said = [], set()
   for claim, source, results in found:
-    pairs = list(dict.fromkeys((a, b) for a, b, _, _ in results))
+    pairs = [p for p in dict.fromkeys((a, b) for a, b, _, _ in results)
+             if (frozenset(p), source) not in said]  # the ablation table repeats two claims
+    said.update((frozenset(p), source) for p in pairs)
+    if results and not pairs:
+      continue
     if not pairs:
       lines.append(f"- {claim} ({source}): not measured yet.")
       continue
