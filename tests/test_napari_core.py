@@ -130,3 +130,41 @@ def test_a_folder_that_is_not_a_run_is_one_line(tmp_path):
   with pytest.raises(UserError, match="not a training run") as error:
     work.load(str(tmp_path))
   assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_adapt_is_the_command_lines_upscale_adapt_in_a_child_process(trained_tiny_run, tmp_path):
+  # The plugin's extra: in the core install the command line's own --adapt tests cover this.
+  pytest.importorskip("onnxruntime", reason="needs the 'export' extra")
+  import glob
+  import json
+  import subprocess
+  import sys
+  import tempfile
+
+  from conftest import REPO
+
+  rng = np.random.default_rng(0)
+  data = (rng.random((80, 96)) * 60 + np.add.outer(np.arange(80), np.arange(96))
+          ).astype(np.uint8)
+  leftovers = lambda: set(glob.glob(f"{tempfile.gettempdir()}/sinsr_napari_adapt_*"))  # noqa: E731
+  before = leftovers()
+  pixels, record = work.adapt(str(trained_tiny_run), data, {"pixel_size_nm": [2.0, 2.0]}, 2)
+  assert pixels.shape == (320, 384) and pixels.dtype == np.uint8
+  assert "adapt" in json.dumps(record)
+  # The same file through the command line itself gives the same pixels.
+  source = tmp_path / "layer.tif"
+  with open(source, "wb") as f:
+    micrographs.encode(data[..., None], "tiff", f, (2.0, 2.0))
+  done = subprocess.run([sys.executable, "-m", "sinsr_jax.upscale", f"--run={trained_tiny_run}",
+                         "--adapt=2", "--databar=none", "--quiet", f"--out={tmp_path / 'cli'}",
+                         str(source)], cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-2000:]
+  cli = micrographs.read(str(tmp_path / "cli" / "layer_x4.tif")).pixels[..., 0]
+  np.testing.assert_array_equal(pixels, cli)
+  # Cancelled: the child is killed, nothing is returned and no temporary folder is left.
+  with pytest.raises(work.Cancelled, match="adaptation cancelled"):
+    work.adapt(str(trained_tiny_run), data, {}, 2, cancelled=lambda: True)
+  with pytest.raises(UserError, match="not a run folder"):
+    work.adapt(str(tmp_path / "layer.tif"), data, {}, 2)
+  assert leftovers() == before

@@ -128,6 +128,19 @@ def test_a_layer_that_is_not_an_image_gets_one_message(make_napari_viewer):
   assert widget.run_button.isEnabled() and len(viewer.layers) == 1
 
 
+@needs_real
+def test_adapt_needs_a_run_folder(make_napari_viewer, package):
+  viewer, _ = _viewer_with_real_frame(make_napari_viewer)
+  widget = UpscaleWidget(viewer)
+  assert widget.adapt.isEnabled()  # JAX is installed beside napari here
+  widget.model_path.setText(package)
+  widget.adapt.setChecked(True)
+  widget.run_button.click()
+  assert widget.status.text() == ("error: adaptation fine-tunes a run: choose a run folder, not "
+                                  "an exported model")
+  assert widget.run_button.isEnabled() and len(viewer.layers) == 2
+
+
 def test_reader_is_napari_s_choice_for_a_micrograph(make_napari_viewer):
   viewer = make_napari_viewer()
   viewer.open_sample("sinsr_jax", "sem_synthetic")

@@ -154,6 +154,57 @@ def upscale(upscaler: Upscaler, data: np.ndarray, value_range: tuple[float, floa
   return pixels[..., 0] if data.ndim == 2 else pixels
 
 
+def adapt(run_folder: str, data: np.ndarray, metadata: dict, steps: int, *,
+          cancelled: Callable[[], bool] = lambda: False,
+          poll_s: float = 0.2) -> tuple[np.ndarray, dict]:
+  """A layer's pixels upscaled by ``upscale --adapt=steps`` (the run fine-tuned on the layer
+  itself, then self-ensemble and LR consistency), in a child process: JAX and TensorFlow stay out
+  of napari's process. Returns (pixels in the layer's dtype and shape x s, the output's sidecar
+  record). ``cancelled()`` is asked every ``poll_s``: True kills the child and raises Cancelled;
+  its files are in a temporary folder, removed either way."""
+  import importlib.util
+  import json
+  import shutil
+  import time
+
+  if data.ndim not in (2, 3) or min(data.shape[:2]) < 8:
+    raise UserError(f"a layer of shape {data.shape} is not a 2-D image of at least 8x8 px")
+  if not os.path.isdir(os.path.expanduser(run_folder)):
+    raise UserError(f"adaptation fine-tunes a run's weights: {run_folder} is not a run folder "
+                    "(an exported model cannot be adapted)")
+  if importlib.util.find_spec("jax") is None:
+    raise UserError("adaptation needs JAX in this environment: pip install sinsr_jax")
+  folder = tempfile.mkdtemp(prefix="sinsr_napari_adapt_")
+  try:
+    source, out = os.path.join(folder, "layer.tif"), os.path.join(folder, "out")
+    size = metadata.get("pixel_size_nm")
+    with open(source, "wb") as f:
+      micrographs.encode(data[..., None] if data.ndim == 2 else data, "tiff", f,
+                         tuple(size) if size else None)
+    with open(os.path.join(folder, "stderr.txt"), "w") as log:
+      child = subprocess.Popen(
+          [sys.executable, "-m", "sinsr_jax.upscale", f"--run={os.path.expanduser(run_folder)}",
+           f"--adapt={steps}", "--databar=none", "--quiet", f"--out={out}", source],
+          stdout=subprocess.DEVNULL, stderr=log)
+      while child.poll() is None:
+        if cancelled():
+          child.kill()
+          child.wait()
+          raise Cancelled("adaptation cancelled: nothing was added")
+        time.sleep(poll_s)
+    if child.returncode:
+      with open(os.path.join(folder, "stderr.txt")) as f:
+        lines = [x for x in f.read().strip().splitlines() if x.strip()] or ["upscale failed"]
+      raise UserError(lines[-1].removeprefix("error: "))
+    result = next(os.path.join(out, f) for f in sorted(os.listdir(out)) if f.endswith(".tif"))
+    pixels = micrographs.read(result).pixels
+    with open(calibration.sidecar_path(result)) as f:
+      record = json.load(f)
+    return (pixels[..., 0] if data.ndim == 2 else pixels), record
+  finally:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def provenance(upscaler: Upscaler, metadata: dict, tile: int, context: int, blend: int) -> dict:
   """The result layer's metadata: the source layer's, the scale and how it was made."""
   size = metadata.get("pixel_size_nm")

@@ -9,6 +9,8 @@ itself is sinsr_jax.napari.upscaler, testable without Qt.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import threading
 
 import napari
@@ -50,6 +52,10 @@ class UpscaleWidget(QWidget):
     browse.clicked.connect(self._browse)
     self.tile, self.context, self.blend = _spin(256, 16, 4096), _spin(32, 0, 512), _spin(
         16, 0, 512)
+    # upscale --adapt: the run fine-tuned on the layer itself (run folders, where JAX is).
+    self.adapt = QCheckBox("adapt to this image (steps)")
+    self.adapt_steps = _spin(20, 1, 1000)
+    self.adapt.setEnabled(importlib.util.find_spec("jax") is not None)
     self.save = QCheckBox("save as calibrated TIFF")
     self.save_path = QLineEdit()
     self.run_button, self.cancel_button = QPushButton("Upscale"), QPushButton("Cancel")
@@ -64,6 +70,7 @@ class UpscaleWidget(QWidget):
     form.addRow("Tile (LR px)", self.tile)
     form.addRow("Context", self.context)
     form.addRow("Blend", self.blend)
+    form.addRow(self.adapt, self.adapt_steps)
     form.addRow(self.save, self.save_path)
     buttons = QHBoxLayout()
     buttons.addWidget(self.run_button)
@@ -84,9 +91,9 @@ class UpscaleWidget(QWidget):
       self.model_path.setText(path)
 
   def _show_progress(self, done: int, total: int) -> None:
-    self.progress.setMaximum(total)
+    self.progress.setMaximum(total)  # 0 of 0: busy (adaptation runs in a child process)
     self.progress.setValue(done)
-    self.status.setText(f"tile {done} of {total}")
+    self.status.setText(f"tile {done} of {total}" if total else "adapting and upscaling…")
 
   def _finish(self, message: str) -> None:
     self.status.setText(message)
@@ -107,6 +114,11 @@ class UpscaleWidget(QWidget):
     if not self.model_path.text().strip():
       self.status.setText("error: choose a model (a run folder, a package .zip or an .onnx)")
       return
+    if self.adapt.isChecked() and not os.path.isdir(os.path.expanduser(
+        self.model_path.text().strip())):
+      self.status.setText("error: adaptation fine-tunes a run: choose a run folder, not an "
+                          "exported model")
+      return
     save_to = self.save_path.text().strip() if self.save.isChecked() else None
     if self.save.isChecked() and not save_to:
       self.status.setText("error: give a file to save to, or untick saving")
@@ -116,7 +128,8 @@ class UpscaleWidget(QWidget):
     self.cancel_button.setEnabled(True)
     self.status.setText("loading the model…")
     self.worker = create_worker(self._work, layer, self.model_path.text().strip(), save_to,
-                                (self.tile.value(), self.context.value(), self.blend.value()))
+                                (self.tile.value(), self.context.value(), self.blend.value(),
+                                 self.adapt_steps.value() if self.adapt.isChecked() else 0))
     self.worker.returned.connect(self._add_result)
     self.worker.errored.connect(self._failed)
     self.worker.start()
@@ -132,7 +145,9 @@ class UpscaleWidget(QWidget):
       return f"error: {e}"
 
   def _upscale(self, layer, model_path, save_to, settings):
-    tile, context, blend = settings
+    tile, context, blend, adapt_steps = settings
+    if adapt_steps:
+      return self._adapted(layer, model_path, save_to, adapt_steps)
     if (model_path, tile) not in self._models:
       self._models[model_path, tile] = work.load(model_path, tile)
     model = self._models[model_path, tile]
@@ -146,6 +161,26 @@ class UpscaleWidget(QWidget):
       work.save(pixels, save_to, meta)
     kwargs = {"name": f"{layer.name} x{model.scale}", "metadata": meta,
               "scale": tuple(s / model.scale for s in layer.scale),
+              "translate": tuple(layer.translate), "units": tuple(layer.units),
+              "contrast_limits": list(layer.contrast_limits), "rgb": layer.rgb}
+    return pixels, kwargs, save_to
+
+  def _adapted(self, layer, model_path, save_to, steps):
+    """upscale --adapt in a child process (no per-tile progress: the bar runs busy)."""
+    self.progressed.emit(0, 0)
+    metadata = dict(layer.metadata)
+    pixels, record = work.adapt(model_path, layer.data, metadata, steps,
+                                cancelled=self._cancel.is_set)
+    scale = pixels.shape[0] // layer.data.shape[0]
+    size = metadata.get("pixel_size_nm")
+    meta = {**metadata, "pixel_size_nm": [v / scale for v in size] if size else None,
+            "upscaled": {"model": os.path.abspath(os.path.expanduser(model_path)),
+                         "runtime": "jax (child process: upscale --adapt)", "scale": scale,
+                         "adapt": steps, "upscale_record": record.get("provenance", record)}}
+    if save_to:
+      work.save(pixels, save_to, meta)
+    kwargs = {"name": f"{layer.name} x{scale} +adapt {steps}", "metadata": meta,
+              "scale": tuple(s / scale for s in layer.scale),
               "translate": tuple(layer.translate), "units": tuple(layer.units),
               "contrast_limits": list(layer.contrast_limits), "rgb": layer.rgb}
     return pixels, kwargs, save_to
