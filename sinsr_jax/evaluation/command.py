@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import glob
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow 2.21 announces its oneDNN ops through absl's C++ log, which that level does not
@@ -228,6 +229,7 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
   from sinsr_jax.evaluation import downstream, image_folder, report, scoring
   from sinsr_jax.evaluation import figures as figs
   from sinsr_jax.inference import test_time
+  from sinsr_jax.runtime import paths
   from sinsr_jax.runtime.files import ensure_writable_dir
   from sinsr_jax.training import runs
 
@@ -296,14 +298,17 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
     header.append("- +ens: geometric self-ensemble (the mean over the LR image's 8 flips and "
                   "rotations); +cons: LR consistency (the SR image projected onto those whose "
                   "degradation is the LR image), as upscale --ensemble / --consistency.")
-  paths = report.write_all(out_dir, rows, header, params, {
+  # A bucket's --out: written in a local folder, then uploaded (figures are files matplotlib
+  # writes by name; an object appears whole).
+  local_out = paths.staging_dir(out_dir)
+  written = report.write_all(local_out, rows, header, params, {
       "compile_s": compile_s, "per_image": per_image,
       "lr_sizes": downstream.lr_reference(pairs, config.data.scale),
       "runs": {r.label: {"workdir": r.workdir, "step": r.step, "model": r.config.model.name}
                for r, _, _ in scored}})
 
   if keep:
-    figure_dir = os.path.join(out_dir, "figures")
+    figure_dir = os.path.join(local_out, "figures")
     os.makedirs(figure_dir, exist_ok=True)
     for i in sorted(keep):
       pair, view = pairs[i], lambda x: np.asarray(x)[0].mean(axis=-1)
@@ -318,8 +323,16 @@ def evaluate(run_patterns: list[str], *, labels: list[str], split: str, out_dir:
       path = os.path.join(figure_dir, f"{i:03d}_{name}.png")
       figs.comparison(path, panels, captions=captions,
                       title=f"{name} ({classes(pair) or data.eval_split}) x{config.data.scale}")
-      paths.setdefault("figures", []).append(path)
-  return {"rows": rows, "paths": paths, "per_image": per_image}
+      written.setdefault("figures", []).append(path)
+  if local_out != out_dir:
+    paths.upload(local_out, out_dir)
+    def named(local: str) -> str:
+      return paths.join(out_dir, os.path.relpath(local, local_out).replace(os.sep, "/"))
+
+    written = {k: [named(p) for p in v] if isinstance(v, list) else named(v)
+               for k, v in written.items()}
+    shutil.rmtree(local_out, ignore_errors=True)
+  return {"rows": rows, "paths": written, "per_image": per_image}
 
 
 def main(argv: list[str]) -> None:
@@ -339,8 +352,9 @@ def main(argv: list[str]) -> None:
     _fail(str(e))
   except Exception as e:  # a failure no check foresaw: one line, the traceback in OUT/log.txt
     fail_unexpected(e)
-  with open(result["paths"]["md"]) as f:
-    print(f.read())
+  from sinsr_jax.runtime import paths
+
+  print(paths.read_text(result["paths"]["md"]))
   print(f"Wrote {', '.join(v for k, v in result['paths'].items() if k != 'figures')}"
         f" and {len(result['paths'].get('figures', []))} figure(s).")
 

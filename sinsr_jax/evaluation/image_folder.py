@@ -14,6 +14,7 @@ import os
 
 from sinsr_jax.errors import UserError
 from sinsr_jax.inference import micrographs, upscaling
+from sinsr_jax.runtime import paths
 
 MIN_LR_SIDE = 16  # LR pixels: smaller images leave too little after the metrics' border crop
 
@@ -39,7 +40,7 @@ def load(patterns: list[str], *, channels: int, scale: int,
     image = micrographs.model_input(micrograph.for_image_area(top), channels)[:top]
     size = micrograph.instrument.pixel_size_nm  # (x, y) nm, or None
     elements.append({"image": image, "filename": path, "databar_row": top,
-                     "label": os.path.basename(os.path.dirname(os.path.abspath(path))),
+                     "label": os.path.basename(os.path.dirname(paths.absolute(path))),
                      "pixel_nm": float(size[0]) if size else 0.0})
   if not elements:
     reasons = "; ".join(skipped) or "no image files"

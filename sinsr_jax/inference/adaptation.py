@@ -331,18 +331,17 @@ def save_run(run, dest: str, note: dict) -> str:
   ``note`` (what was adapted on, how) goes into run_info.json. Holds the folder's lock while
   writing; a folder that already holds a run is refused."""
   import json
-  import os
 
   import jax
   import orbax.checkpoint as ocp
 
-  from sinsr_jax.runtime import provenance
+  from sinsr_jax.runtime import paths, provenance
   from sinsr_jax.runtime.workdir_lock import WorkdirLock
   from sinsr_jax.training import checkpointing, parallel, train
 
-  if os.path.exists(os.path.join(dest, "config.json")):
+  if paths.exists(paths.join(dest, "config.json")):
     raise UserError(f"--adapt-save: {dest} already holds a run; name a new folder")
-  os.makedirs(dest, exist_ok=True)
+  paths.makedirs(dest)
   with WorkdirLock(dest, "adapted weights"):
     mesh = parallel.make_mesh(jax.local_devices()[:1])
     g_model, d_models = train.build_models(run.config)
@@ -360,8 +359,8 @@ def save_run(run, dest: str, note: dict) -> str:
       manager.wait_until_finished()
     finally:
       manager.close()
-    with open(os.path.join(dest, "config.json"), "w") as f:
-      f.write(run.config.to_json_best_effort(indent=2))
-    with open(os.path.join(dest, "run_info.json"), "w") as f:
-      json.dump({**provenance.describe(int(run.config.seed)), "adapted": note}, f, indent=2)
+    paths.write_atomic(paths.join(dest, "run_info.json"), json.dumps(
+        {**provenance.describe(int(run.config.seed)), "adapted": note}, indent=2))
+    # config.json last: a folder holds a run once it is there (what the check above reads)
+    paths.write_atomic(paths.join(dest, "config.json"), run.config.to_json_best_effort(indent=2))
   return dest

@@ -14,8 +14,8 @@ import dataclasses
 import datetime
 import importlib.metadata
 import json
-import os
 
+from sinsr_jax.runtime import paths
 from tfds_sem import instrument as instrument_metadata
 
 
@@ -66,14 +66,14 @@ def record(*, source: str, output: str, shape: tuple[int, int], dtype: str,
   scale, tile settings, package version and commit.
   """
   return {
-      "output": os.path.abspath(output),
+      "output": paths.absolute(output),
       "shape": list(shape),
       "dtype": dtype,
       "pixel_size_nm": (None if calibration.pixel_size_nm is None else
                         {"x": calibration.pixel_size_nm[0], "y": calibration.pixel_size_nm[1]}),
       "pixel_size_source": calibration.source,
       "input": {
-          "file": os.path.abspath(source),
+          "file": paths.absolute(source),
           "shape": list(input_shape),
           "metadata": input_instrument.source,
           "pixel_size_nm": (None if input_instrument.pixel_size_nm is None else

@@ -15,6 +15,7 @@ unusable), 2 bad flags.
 from __future__ import annotations
 
 import os
+import posixpath
 import sys
 import tempfile
 import time
@@ -28,8 +29,10 @@ from absl import flags  # noqa: E402
 
 from sinsr_jax.errors import UserError  # noqa: E402
 from sinsr_jax.inference.tiling import DEFAULT_TILE  # noqa: E402  (numpy only)
+from sinsr_jax.runtime import paths  # noqa: E402
 from sinsr_jax.runtime.cli import fail as _fail  # noqa: E402
 from sinsr_jax.runtime.cli import prepare_process  # noqa: E402
+from sinsr_jax.runtime.files import ensure_writable_dir  # noqa: E402
 
 _RUN = flags.DEFINE_string("run", None, "Training run folder (the newest checkpoint's EMA "
                            "weights), or bicubic for the MATLAB-bicubic baseline (with --scale).")
@@ -98,6 +101,12 @@ def _reason(error: Exception) -> str:
 
 def _check_out_dir(out: str) -> None:
   """Creates ``out`` and proves it writable, or ends the batch before any work."""
+  if paths.is_remote(out):  # a bucket: a probe object
+    try:
+      ensure_writable_dir(out, "output folder")
+    except UserError as e:
+      _fail(str(e))
+    return
   try:
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryFile(dir=out):
@@ -170,9 +179,9 @@ def _adapt(run, files: list[str], settings, show: bool):
   print(adapted.summary())
   if _ADAPT_SAVE.value:
     dest = os.path.expanduser(_ADAPT_SAVE.value)
-    adaptation.save_run(adapted.run, dest, {"from_run": os.path.abspath(run.workdir),
+    adaptation.save_run(adapted.run, dest, {"from_run": paths.absolute(run.workdir),
                                             "from_step": run.step, **adapted.describe(),
-                                            "inputs": [os.path.abspath(f) for f in files]})
+                                            "inputs": [paths.absolute(f) for f in files]})
     print(f"Adapted weights saved as the run {dest} (use --run={dest}).")
   return adapted.run, adapted
 
@@ -246,9 +255,9 @@ def _upscale_all(files: list[str], model, settings, out_dir: str, show: bool,
         raise UserError(f"its output {dest} is {claimed[dest]}'s too; upscale one of them into "
                         f"another --out folder")
       for existing in (dest, calibration.sidecar_path(dest)):
-        if os.path.exists(existing) and not _OVERWRITE.value:
+        if paths.exists(existing) and not _OVERWRITE.value:
           raise UserError(f"{existing} exists; pass --overwrite to replace it")
-      files_bar.set_postfix_str(os.path.basename(source))
+      files_bar.set_postfix_str(posixpath.basename(source))
       result = upscaling.upscale_file(source, dest, model, settings, progress=tiles_bar,
                                       package=package)
       for warning in result.warnings:
@@ -281,8 +290,8 @@ def main(argv: list[str]) -> None:
     _fail("--adapt=N (N >= 1 steps) fine-tunes a trained run's generator; bicubic has none", 2)
   if _ADAPT_SAVE.value and not _ADAPT.value:
     _fail("--adapt-save keeps the weights of --adapt=N: give both", 2)
-  if _ADAPT_SAVE.value and os.path.exists(os.path.join(os.path.expanduser(_ADAPT_SAVE.value),
-                                                       "config.json")):
+  if _ADAPT_SAVE.value and paths.exists(paths.join(os.path.expanduser(_ADAPT_SAVE.value),
+                                                  "config.json")):
     _fail(f"--adapt-save: {_ADAPT_SAVE.value} already holds a run; name a new folder")
   settings = _settings()
   start = time.perf_counter()

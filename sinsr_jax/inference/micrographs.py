@@ -15,10 +15,10 @@ read back.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import io
 import os
 import pathlib
+import posixpath
 import tempfile
 from collections.abc import Callable
 
@@ -26,6 +26,7 @@ import numpy as np
 import tifffile
 
 from sinsr_jax.errors import UserError
+from sinsr_jax.runtime import paths
 from tfds_sem import instrument as instrument_metadata
 from tfds_sem import sem_images
 from tfds_sem.sem_images import ImageDecodeError, decode_image, to_gray
@@ -89,8 +90,7 @@ def read(path: str) -> Micrograph:
     raise MicrographError(f"not a supported image type ({suffix or 'no suffix'}); supported: "
                           f"{', '.join(sorted(_FORMAT_OF_SUFFIX))}")
   try:
-    with open(path, "rb") as f:
-      data = f.read()
+    data = paths.read_bytes(path)
   except OSError as e:
     raise MicrographError(f"cannot read: {e.strerror or e}") from None
   if not data:
@@ -115,7 +115,7 @@ def read(path: str) -> Micrograph:
     except ImageDecodeError as e:
       raise MicrographError(f"not a readable {fmt.upper()} image ({e})") from None
   return Micrograph.of(pixels, fmt, instrument_metadata.read(data, path, *pixels.shape[:2],
-                                                             sidecar=sidecars.find(path)))
+                                                             sidecar=_sidecar(path)))
 
 
 def _gray(pixels: np.ndarray) -> np.ndarray:
@@ -243,7 +243,14 @@ def encode(pixels: np.ndarray, fmt: str, file,
 
 def write_atomic(path: str, write: Callable) -> None:
   """Calls ``write(file)`` on a temporary file beside ``path``, then renames it to ``path``;
-  on any failure the temporary file is removed, so no partial output remains."""
+  on any failure the temporary file is removed, so no partial output remains. In a bucket
+  (``gs://``) the file is written locally, then uploaded as one object (whole or absent)."""
+  if paths.is_remote(path):
+    with tempfile.TemporaryDirectory(prefix="sinsr_jax-out.") as folder:
+      local = os.path.join(folder, posixpath.basename(path))
+      write_atomic(local, write)
+      paths.put(local, path)
+    return
   folder, name = os.path.split(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
   os.close(fd)
@@ -259,16 +266,28 @@ def write_atomic(path: str, write: Callable) -> None:
     raise
 
 
+def _sidecar(path: str) -> bytes | None:
+  """The instrument's text file beside the image (Hitachi, JEOL, TESCAN), in a bucket too."""
+  if not paths.is_remote(path):
+    return sidecars.find(path)
+  scheme, key = path.split("://", 1)  # a PurePath of "gs://b/k" would lose a slash
+  for name in (f"{scheme}://{c}" for c in sidecars.candidates(key)):
+    try:
+      if paths.isfile(name):
+        data = paths.read_bytes(name)
+        if len(data) <= sidecars.MAX_BYTES:
+          return data
+    except OSError:
+      continue
+  return None
+
+
 def _is_image(path: str) -> bool:
-  return os.path.isfile(path) and sem_images.is_image_name(path)
+  return sem_images.is_image_name(path) and paths.isfile(path)
 
 
 def _folder_images(folder: str, recursive: bool) -> list[str]:
-  if recursive:
-    found = (os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
-  else:
-    found = (os.path.join(folder, name) for name in os.listdir(folder))
-  return sorted(p for p in found if _is_image(p))
+  return [p for p in paths.walk_files(folder, recursive) if sem_images.is_image_name(p)]
 
 
 def expand_inputs(args: list[str], recursive: bool) -> tuple[list[str], list[str]]:
@@ -276,16 +295,20 @@ def expand_inputs(args: list[str], recursive: bool) -> tuple[list[str], list[str
   files, problems = [], []
   where = " or its subfolders" if recursive else ""
   for arg in args:
-    if os.path.isdir(arg):
+    if paths.isdir(arg):
       found = _folder_images(arg, recursive)
       if not found:
         problems.append(f"{arg}: no image files ({', '.join(sem_images.IMAGE_SUFFIXES)}) in this "
                         f"folder{where}")
-    elif os.path.isfile(arg):
+    elif paths.isfile(arg):
       found = [arg]  # named explicitly: read whatever it is and say why it does not work
     elif any(c in arg for c in "*?["):
-      matches = sorted(glob.glob(arg, recursive=recursive))
-      found = [p for m in matches for p in (_folder_images(m, recursive) if os.path.isdir(m)
+      try:
+        matches = paths.glob(arg, recursive=recursive)
+      except ValueError as e:
+        problems.append(f"{arg}: {e}")
+        continue
+      found = [p for m in matches for p in (_folder_images(m, recursive) if paths.isdir(m)
                                              else [m] if _is_image(m) else [])]
       if not found:
         problems.append(f"{arg}: no image file matches" if not matches else
@@ -296,7 +319,7 @@ def expand_inputs(args: list[str], recursive: bool) -> tuple[list[str], list[str
     files += found
   seen, unique = set(), []
   for path in files:
-    key = os.path.realpath(path)
+    key = path if paths.is_remote(path) else os.path.realpath(path)
     if key not in seen:
       seen.add(key)
       unique.append(path)

@@ -11,7 +11,6 @@ the image detector (tfds_sem.databar). The output states its pixel size and how 
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 from collections.abc import Callable
 
@@ -20,6 +19,7 @@ import numpy as np
 from sinsr_jax.data import degradations
 from sinsr_jax.inference import calibration, micrographs, tiling
 from sinsr_jax.inference.micrographs import MicrographError
+from sinsr_jax.runtime import paths
 from tfds_sem.databar import find_databar
 
 MIN_SIDE = 8  # LR pixels: smaller images hold too little for a model to work on
@@ -84,7 +84,7 @@ def size_multiple(sr_fn: Callable, channels: int) -> int:
 def output_path(source: str, out_dir: str, scale: int, forced_format: str = "auto") -> str:
   """``OUT/<stem>_x<scale>.<ext>``, ext of the output's format."""
   _, suffix = micrographs.output_format(source, forced_format)
-  return os.path.join(out_dir, f"{pathlib.Path(source).stem}_x{scale}{suffix}")
+  return paths.join(out_dir, f"{pathlib.PurePosixPath(source).stem}_x{scale}{suffix}")
 
 
 def find_databar_row(micrograph: micrographs.Micrograph, mode: str) -> tuple[int, str]:
@@ -165,7 +165,7 @@ def upscale_file(source: str, dest: str, model: Model, settings: Settings,
   height = micrograph.pixels.shape[0]
   databar = {"mode": settings.databar, "first_row": top if top < height else None,
              "found_by": found_by}
-  making = {"model": model.label or "unnamed", "run": os.path.abspath(model.run_dir) if
+  making = {"model": model.label or "unnamed", "run": paths.absolute(model.run_dir) if
             model.run_dir else None, "checkpoint_step": model.step, "scale": model.scale,
             "tile": settings.tile, "context": settings.context, "blend": settings.blend,
             **({"adaptation": model.adaptation} if model.adaptation is not None else {}),

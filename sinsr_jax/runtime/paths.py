@@ -86,6 +86,46 @@ def makedirs(path: str) -> None:
     os.makedirs(path, exist_ok=True)
 
 
+def read_bytes(path: str) -> bytes:
+  if is_remote(path):
+    return _epath(path).read_bytes()
+  with open(path, "rb") as f:
+    return f.read()
+
+
+def walk_files(path: str, recursive: bool) -> list[str]:
+  """Files in the folder ``path`` (and its subfolders when ``recursive``), sorted."""
+  if not is_remote(path):
+    found = ((os.path.join(root, n) for root, _, names in os.walk(path) for n in names)
+             if recursive else (os.path.join(path, n) for n in os.listdir(path)))
+    return sorted(p for p in found if os.path.isfile(p))
+  refresh(path)
+  files = []
+  for item in _epath(path).iterdir():  # epath refuses glob("**") in a bucket
+    child = join(path, item.name)
+    if item.is_dir():
+      files += walk_files(child, recursive) if recursive else []
+    else:
+      files.append(child)
+  return sorted(files)
+
+
+def glob(pattern: str, recursive: bool = False) -> list[str]:
+  """Paths matching ``pattern`` (``*``, ``?``, ``[...]``; ``**`` when ``recursive``), sorted."""
+  import glob as glob_
+
+  if not is_remote(pattern):
+    return sorted(glob_.glob(pattern, recursive=recursive))
+  if "**" in pattern:
+    raise ValueError("** is not supported in a bucket (one listing per folder); name the "
+                     "folder instead, with --recursive")
+  scheme, rest = pattern.split("://", 1)
+  bucket, _, key = rest.partition("/")
+  refresh(pattern)
+  root = _epath(f"{scheme}://{bucket}")
+  return sorted(f"{scheme}://{bucket}/{p.relative_to(root).as_posix()}" for p in root.glob(key))
+
+
 def read_text(path: str) -> str:
   if is_remote(path):
     return _epath(path).read_text()
@@ -121,6 +161,20 @@ def write_atomic(path: str, text: str) -> None:
       os.unlink(tmp)
 
 
+def put(local_file: str, path: str) -> None:
+  """Copies the local file ``local_file`` to ``path`` (a bucket's object appears whole: one
+  upload; locally a copy renamed into place)."""
+  import shutil
+
+  if is_remote(path):
+    with open(local_file, "rb") as f:
+      _epath(path).write_bytes(f.read())
+    return
+  tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp")
+  shutil.copyfile(local_file, tmp)
+  os.replace(tmp, path)
+
+
 def rename(source: str, target: str) -> None:
   """Moves a file or a folder (in a bucket: copied, then deleted, object by object)."""
   if not is_remote(source):
@@ -128,11 +182,10 @@ def rename(source: str, target: str) -> None:
     return
   src = _epath(source)
   if src.is_dir():
-    for item in sorted(src.glob("**/*")):
-      if item.is_file():
-        dest = _epath(target) / item.relative_to(src)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        item.copy(dest, overwrite=True)
+    for item in walk_files(source, recursive=True):
+      dest = _epath(target) / posixpath.relpath(item, source)
+      dest.parent.mkdir(parents=True, exist_ok=True)
+      _epath(item).copy(dest, overwrite=True)
     src.rmtree()
   else:
     src.rename(_epath(target))
