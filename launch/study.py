@@ -41,6 +41,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "launch"))
 
 import study_eval  # noqa: E402  (launch/study_eval.py: the frames and evaluate stages)
+import study_files  # noqa: E402  (launch/study_files.py: the root, local or in a bucket)
 import study_plan  # noqa: E402  (launch/study_plan.py: the runs, seeds, folders, sharing)
 import study_report  # noqa: E402  (launch/study_report.py: tables, curves, verdicts)
 import study_train  # noqa: E402  (launch/study_train.py: the train stage)
@@ -75,13 +76,13 @@ def make_plan(a, strongest=None) -> study_plan.Plan:
 
 def runs(a, quiet: bool = True) -> dict[str, list[str]]:
   """{run name (with its seed past seed 0): argv of its training}, in training order."""
-  plan = make_plan(a, study_train.strongest(pathlib.Path(a.root), make_plan(a).runs))
+  plan = make_plan(a, study_train.strongest(study_files.root_path(a.root), make_plan(a).runs))
   if not quiet:
     for name, lacks in plan.lacking.items():
       if lacks:
         _say(f"{name}: --set {', '.join(lacks)} left out (not in its config)")
-  return {(r.name if not r.seed else f"{r.name}@seed{r.seed}"): r.argv(pathlib.Path(a.root))
-          for r in plan.runs}
+  root = study_files.root_path(a.root)
+  return {(r.name if not r.seed else f"{r.name}@seed{r.seed}"): r.argv(root) for r in plan.runs}
 
 
 def _say(*parts) -> None:
@@ -119,12 +120,12 @@ def frames(a) -> int:
 
 
 def evaluate(a) -> int:
-  return study_eval.evaluate(a, make_plan(a, study_train.strongest(pathlib.Path(a.root),
+  return study_eval.evaluate(a, make_plan(a, study_train.strongest(study_files.root_path(a.root),
                                                                    make_plan(a).runs)), _say)
 
 
 def report(a) -> int:
-  return study_report.report(a, make_plan(a, study_train.strongest(pathlib.Path(a.root),
+  return study_report.report(a, make_plan(a, study_train.strongest(study_files.root_path(a.root),
                                                                    make_plan(a).runs)), _say)
 
 

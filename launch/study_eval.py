@@ -12,15 +12,13 @@ An evaluation whose runs and steps have not changed is not redone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pathlib
-import shutil
-import subprocess
 import sys
 import time
 import urllib.request
 
+import study_files as files
 import study_plan as plan_
 import study_train
 
@@ -33,14 +31,6 @@ def manifest() -> list[dict]:
   return json.loads(MANIFEST.read_text())["frames"]
 
 
-def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def _fetch(frame: dict, source_dir: str, partial: pathlib.Path) -> str:
   """Puts the frame's bytes at ``partial``; returns where they came from, or raises OSError."""
   candidates = [pathlib.Path(source_dir).expanduser() / frame["file"]] if source_dir else []
@@ -48,18 +38,17 @@ def _fetch(frame: dict, source_dir: str, partial: pathlib.Path) -> str:
     candidates.append(plan_.REPO / frame["local"])
   for path in candidates:
     if path.is_file():
-      shutil.copyfile(path, partial)
+      partial.write_bytes(path.read_bytes())
       return str(path)
   if not frame.get("url"):
     raise OSError("no URL: it comes only from a folder (--from=DIR)")
-  with urllib.request.urlopen(frame["url"], timeout=DOWNLOAD_TIMEOUT_S) as response, \
-      open(partial, "wb") as f:
-    shutil.copyfileobj(response, f)
+  with urllib.request.urlopen(frame["url"], timeout=DOWNLOAD_TIMEOUT_S) as response:
+    partial.write_bytes(response.read())  # frames are a few MB
   return frame["url"]
 
 
 def frames(a, say=print) -> int:
-  folder = pathlib.Path(a.root) / "frames"
+  folder = files.root_path(a.root) / "frames"
   folder.mkdir(parents=True, exist_ok=True)
   if a.source and not pathlib.Path(a.source).expanduser().is_dir():
     print(f"error: --from={a.source} is not a folder", file=sys.stderr)
@@ -72,7 +61,7 @@ def frames(a, say=print) -> int:
   bad = 0
   for frame in manifest():
     target = folder / frame["file"]
-    if target.is_file() and _sha256(target) == frame["sha256"]:
+    if target.is_file() and files.sha256(target) == frame["sha256"]:
       say(f"{frame['file']}: present, sha256 checked")
       continue
     partial = folder / f".{frame['file']}.partial"
@@ -84,14 +73,14 @@ def frames(a, say=print) -> int:
             f"({getattr(e, 'reason', None) or e}); put the file in a folder and pass "
             f"--from=DIR", file=sys.stderr)
       continue
-    got = _sha256(partial)
+    got = files.sha256(partial)
     if got != frame["sha256"]:
       partial.unlink()
       bad += 1
       print(f"error: {frame['file']} from {source}: sha256 {got}, the manifest says "
             f"{frame['sha256']}: refused", file=sys.stderr)
       continue
-    partial.replace(target)
+    files.replace(partial, target)
     say(f"{frame['file']}: from {source}, sha256 checked")
   return 2 if bad else 0
 
@@ -105,7 +94,7 @@ def _runs_of_seed(plan: plan_.Plan, seed: int, root: pathlib.Path):
 
 def jobs(a, plan: plan_.Plan) -> list[tuple[pathlib.Path, list[str], list[str]]]:
   """(output folder, argv, names not finished) of every evaluation, seed by seed."""
-  root = pathlib.Path(a.root)
+  root = files.root_path(a.root)
   out = []
   for seed in sorted({r.seed for r in plan.runs}):
     done, waiting = _runs_of_seed(plan, seed, root)
@@ -134,8 +123,8 @@ def up_to_date(folder: pathlib.Path, argv: list[str]) -> bool:
   saved = json.loads(record.read_text()).get("runs", {})
   runs = [x[len("--run="):] for x in argv if x.startswith("--run=")]
   labels = [x[len("--label="):] for x in argv if x.startswith("--label=")]
-  want = {label: plan_.final_step(pathlib.Path(run)) for label, run in zip(labels, runs,
-                                                                         strict=True)}
+  want = {label: plan_.final_step(files.root_path(run)) for label, run in zip(labels, runs,
+                                                                             strict=True)}
   have = {label: r.get("step") for label, r in saved.items() if label != "bicubic"}
   return have == want
 
@@ -147,7 +136,7 @@ def evaluate(a, plan: plan_.Plan, say=print) -> int:
     print(f"error: not trained yet under {a.root}/runs: {', '.join(names)}; run the train "
           "stage first (or leave them out with --only)", file=sys.stderr)
     return 2
-  if not a.no_real and not any((pathlib.Path(a.root) / "frames").glob("*.*")):
+  if not a.no_real and not any((files.root_path(a.root) / "frames").glob("*.*")):
     print(f"error: no real frames in {a.root}/frames; run the frames stage first (or "
           "--no_real)", file=sys.stderr)
     return 2
@@ -166,9 +155,8 @@ def evaluate(a, plan: plan_.Plan, say=print) -> int:
     say(f"evaluate {name}: {len([x for x in argv if x.startswith('--run=')])} runs")
     folder.mkdir(parents=True, exist_ok=True)
     began = time.time()
-    with open(folder / "evaluate.log", "w") as log:
-      code = subprocess.run(argv, cwd=plan_.REPO, stdout=log, stderr=subprocess.STDOUT).returncode
-    study_train.record_time(pathlib.Path(a.root), "evaluate", name, time.time() - began,
+    code = files.run_logged(argv, folder / "evaluate.log", "", mode="w", cwd=plan_.REPO)
+    study_train.record_time(files.root_path(a.root), "evaluate", name, time.time() - began,
                             code=code)
     if code:
       failed += 1

@@ -26,6 +26,8 @@ sys.path.insert(0, str(REPO / "launch"))
 
 import sweep  # noqa: E402  (launch/sweep.py: the two grids' config files)
 
+from sinsr_jax.runtime import paths  # noqa: E402
+
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
@@ -127,6 +129,7 @@ def flat(tree: dict, prefix: str = "") -> dict[str, str]:
 def config_differences(run: Run, root: pathlib.Path) -> list[str]:
   """Keys where the folder's config.json differs from the run's resolved config."""
   path = run.folder(root) / "config.json"
+  paths.refresh(str(path))  # a bucket's listing, as the training process left it
   if not path.exists():
     return ["config.json missing"]
   saved, want = flat(json.loads(path.read_text())), flat(resolved(run).to_dict())
@@ -136,6 +139,7 @@ def config_differences(run: Run, root: pathlib.Path) -> list[str]:
 
 def final_step(folder: pathlib.Path) -> int | None:
   record = folder / "metrics.json"
+  paths.refresh(str(record))
   return json.loads(record.read_text()).get("step") if record.exists() else None
 
 

@@ -22,6 +22,7 @@ import subprocess
 
 import numpy as np
 import study_eval
+import study_files as files
 import study_plan as plan_
 import study_train
 
@@ -300,7 +301,7 @@ def wall_time(root: pathlib.Path) -> list[str]:
 def report(a, plan: plan_.Plan, say=print) -> int:
   import sys
 
-  root = pathlib.Path(a.root)
+  root = files.root_path(a.root)
   real, lr = load(root, "real")
   synthetic, _ = load(root, "synthetic")
   if not real and not synthetic:

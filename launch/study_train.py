@@ -15,12 +15,13 @@ import json
 import os
 import pathlib
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 
+import study_files as files
 import study_plan as plan_
+
+from sinsr_jax.runtime import paths
 
 VALIDATION_METRIC = "psnr_db"
 
@@ -47,21 +48,25 @@ def strongest(root: pathlib.Path, runs: list[plan_.Run]) -> list[str] | None:
 def seed_from_stem(run: plan_.Run, stem: plan_.Run, root: pathlib.Path) -> None:
   """Gives ``run`` the stem's last checkpoint and validation history, unless it has started.
 
-  Copied under a temporary name and renamed, so a kill mid-copy leaves no partial checkpoint."""
+  Copied under a temporary name and renamed, and shared_from.json written last: a kill at any
+  point leaves a folder that is seeded again from scratch (in a bucket, where a rename is a
+  copy, the marker alone tells a whole copy)."""
   folder = run.folder(root)
   checkpoints = folder / "checkpoints"
-  if checkpoints.is_dir() and any(d.name.isdigit() for d in checkpoints.iterdir()):
+  marker = folder / "shared_from.json"
+  paths.refresh(str(folder))
+  if marker.exists():
     return
   step = plan_.final_step(stem.folder(root))
   source = stem.folder(root) / "checkpoints" / str(step)
   folder.mkdir(parents=True, exist_ok=True)
   partial = folder / "checkpoints.partial"
-  shutil.rmtree(partial, ignore_errors=True)
-  shutil.copytree(source, partial / str(step))
-  shutil.rmtree(checkpoints, ignore_errors=True)
-  os.replace(partial, checkpoints)
-  shutil.copyfile(stem.folder(root) / "metrics.json", folder / "metrics.json")
-  (folder / "shared_from.json").write_text(json.dumps({
+  files.remove_tree(partial)
+  files.copy_tree(source, partial / str(step))
+  files.remove_tree(checkpoints)
+  files.replace(partial, checkpoints)
+  (folder / "metrics.json").write_text((stem.folder(root) / "metrics.json").read_text())
+  marker.write_text(json.dumps({
       "stem": str(stem.folder(root)), "step": step,
       "why": "the pixel-loss phase, shared by SINSR's runs of this seed (launch/study_plan.py)"},
       indent=2))
@@ -88,7 +93,7 @@ def _clock(seconds: float) -> str:
 
 def train(a, make_plan, say=print) -> int:
   """Trains what ``make_plan(strongest)`` lists, re-planned after each run; 1 if any failed."""
-  root = pathlib.Path(a.root)
+  root = files.root_path(a.root)
   attempted, failed, announced = set(), [], set()
   rate = _measured_rate(root)  # seconds per step, from the runs timed so far
   start = time.time()
@@ -131,12 +136,9 @@ def train(a, make_plan, say=print) -> int:
         f", ~{_clock(left * rate)} (ETA {_at(left * rate)}); all left ~{_clock(total * rate)}")
     say(f"{tag}: {left} steps{eta}; log {_log(root, run)}")
     began = time.time()
-    with open(_log(root, run), "a") as log:
-      log.write(f"# {datetime.datetime.now().isoformat(timespec='seconds')} "
-                f"{shlex.join(['python', *run.argv(root)[1:]])}\n")
-      log.flush()
-      code = subprocess.run(run.argv(root), cwd=plan_.REPO, stdout=log,
-                            stderr=subprocess.STDOUT).returncode
+    code = files.run_logged(run.argv(root), _log(root, run), (
+        f"# {datetime.datetime.now().isoformat(timespec='seconds')} "
+        f"{shlex.join(['python', *run.argv(root)[1:]])}\n"), cwd=plan_.REPO)
     took = time.time() - began
     record_time(root, "train", f"{run.name} seed {run.seed}", took, left, code)
     if code:
@@ -157,7 +159,7 @@ def train(a, make_plan, say=print) -> int:
 def status(a, make_plan, say=print) -> int:
   """Where the study stands: each planned run finished, under way (its step) or waiting, and
   the time the rest needs at the measured seconds per step."""
-  root = pathlib.Path(a.root)
+  root = files.root_path(a.root)
   plan = make_plan(strongest(root, make_plan(None).runs))
   rate, left, counts = _measured_rate(root), 0, {"finished": 0, "under way": 0, "waiting": 0}
   for run in plan.runs:
@@ -192,11 +194,10 @@ def record_time(root: pathlib.Path, stage: str, what: str, seconds: float, steps
   """One line per run or evaluation in ``<root>/timings.jsonl``: the study's wall time."""
   import platform
 
-  with open(root / "timings.jsonl", "a") as f:
-    f.write(json.dumps({"stage": stage, "what": what, "seconds": round(seconds, 1),
-                        "steps": steps, "exit": code, "host": platform.node(),
-                        "cpus": os.cpu_count(), "machine": platform.machine(),
-                        "date": datetime.datetime.now().isoformat(timespec="seconds")}) + "\n")
+  files.append(root / "timings.jsonl", json.dumps({
+      "stage": stage, "what": what, "seconds": round(seconds, 1), "steps": steps, "exit": code,
+      "host": platform.node(), "cpus": os.cpu_count(), "machine": platform.machine(),
+      "date": datetime.datetime.now().isoformat(timespec="seconds")}) + "\n")
 
 
 def _at(seconds: float) -> str:

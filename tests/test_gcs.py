@@ -310,3 +310,54 @@ def test_two_processes_train_and_resume_with_their_workdir_in_the_bucket(gcs, ti
   _assert_same_state(_final_state(config, workdir), _final_state(config, single))
   assert sum(n.startswith("events.out.tfevents") for n in paths.listdir(workdir)) == 2
   assert not os.path.exists(os.path.join(REPO, "gs:"))
+
+
+# --- the study with its root in the bucket ------------------------------------------------------
+
+def test_study_frames_are_checked_into_the_bucket(gcs, tmp_path, monkeypatch, capsys):
+  from test_study import _frames_manifest, study
+
+  study_eval, source = _frames_manifest(tmp_path, monkeypatch)
+  a = study._parse(["frames", "--root=gs://bucket/study_frames", f"--from={source}"])
+  assert study_eval.frames(a) == 2  # one refused by its sha256, one absent: as locally
+  assert paths.listdir("gs://bucket/study_frames/frames") == ["good.tif"]  # no .partial left
+  assert paths.read_bytes("gs://bucket/study_frames/frames/good.tif") == b"a real frame"
+  capsys.readouterr()
+  assert study_eval.frames(a) == 2
+  assert "good.tif: present, sha256 checked" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_study_with_its_root_in_the_bucket_trains_evaluates_and_resumes(gcs, tiny_data_dir,
+                                                                         tmp_path):
+  from test_launch import _launch
+  from test_study import tiny_sets
+
+  root = "gs://bucket/study"
+  common = ["--budget=smoke", "--steps=4", f"--root={root}", "--only=sinsr",
+            *[f"--set={s}" for s in tiny_sets(tiny_data_dir)]]
+  out = tmp_path / "report"
+  for stage in ("train", "evaluate", "report"):
+    done = _launch("study.py", stage, *common, "--split=validation", "--lpips=none",
+                   "--no_real", "--figures=1", f"--out={out}", timeout=1500)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+  assert not os.path.exists(os.path.join(REPO, "gs:"))
+  seeded = f"{root}/runs/sinsr/seed0"
+  assert json.loads(paths.read_text(f"{seeded}/metrics.json"))["step"] == 4
+  shared = json.loads(paths.read_text(f"{seeded}/shared_from.json"))
+  assert shared["step"] == 3 and shared["stem"] == f"{root}/runs/sinsr_pretrain/seed0"
+  assert "checkpoints.partial" not in paths.listdir(seeded)
+  assert "Resumed from the checkpoint at step 3" in paths.read_text(f"{root}/logs/sinsr-seed0.log")
+  assert [json.loads(x)["what"] for x in paths.read_text(f"{root}/timings.jsonl").splitlines()
+          ] == ["sinsr_pretrain seed 0", "sinsr seed 0", "synthetic/seed0"]
+  assert "Wrote" in paths.read_text(f"{root}/evaluation/synthetic/seed0/evaluate.log")
+  summary = (out / "SUMMARY.md").read_text()
+  assert "| sinsr | 1 |" in summary
+  state = _launch("study.py", "status", *common, timeout=120)
+  assert state.stdout.strip().endswith("2 runs: 2 finished, 0 under way, 0 waiting; about 0 min "
+                                       "of training left"), state.stdout + state.stderr
+  again = _launch("study.py", "train", *common, timeout=300)
+  assert again.returncode == 0 and again.stdout.count("finished already") == 2, again.stdout
+  again = _launch("study.py", "evaluate", *common, "--split=validation", "--lpips=none",
+                  "--no_real", timeout=300)
+  assert again.returncode == 0 and "evaluate synthetic/seed0: up to date" in again.stdout

@@ -1,5 +1,6 @@
 """launch/study.py: the stages' commands, the budgets, and the whole study at the smoke budget."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -136,7 +137,7 @@ def _frames_manifest(tmp_path, monkeypatch):
   other.write_bytes(b"another file under the same name")
   manifest = tmp_path / "frames.json"
   manifest.write_text(json.dumps({"frames": [
-      {"file": "good.tif", "url": "", "sha256": study_eval.hashlib.sha256(
+      {"file": "good.tif", "url": "", "sha256": hashlib.sha256(
           b"a real frame").hexdigest(), "measure": "particles"},
       {"file": "changed.tif", "url": "", "sha256": "0" * 64, "measure": "width"},
       {"file": "absent.tif", "url": "http://127.0.0.1:9/absent.tif", "sha256": "1" * 64,
@@ -150,7 +151,7 @@ def test_frames_are_kept_only_with_their_sha256(tmp_path, monkeypatch, capsys):
   a = study._parse(["frames", f"--root={tmp_path}/study", f"--from={source}"])
   assert study_eval.frames(a) == 2
   errors = capsys.readouterr().err.strip().splitlines()
-  changed = study_eval.hashlib.sha256(b"another file under the same name").hexdigest()
+  changed = hashlib.sha256(b"another file under the same name").hexdigest()
   assert errors[0] == (f"error: changed.tif from {source}/changed.tif: sha256 {changed}, the "
                        f"manifest says {'0' * 64}: refused")
   assert errors[1].startswith("error: absent.tif: not in --from=") and "--from=DIR" in errors[1]
@@ -183,12 +184,16 @@ def _final_state(workdir):
     manager.close()
 
 
-@pytest.mark.slow
-def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_path):
-  tiny = ["data.builder_config=tiny", f"data.data_dir={tiny_data_dir}", "data.patch_size=32",
+def tiny_sets(data_dir: str) -> list[str]:
+  return ["data.builder_config=tiny", f"data.data_dir={data_dir}", "data.patch_size=32",
           "data.num_workers=0", "data.eval_max_images=2", "model.stem_width=8", "model.width=8",
           "model.growth=4", "model.attention=none", "discriminator.width=4",
           "discriminator.stage_widths=(8,8,16,16)", "train.batch_size=4"]
+
+
+@pytest.mark.slow
+def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_path):
+  tiny = tiny_sets(tiny_data_dir)
   # 4 steps: 3 of the shared pixel-loss phase, then 1 GAN step of each ablation.
   common = ["--budget=smoke", "--steps=4", f"--root={tmp_path}/study", "--only=sinsr,no_ssim",
             *[f"--set={s}" for s in tiny]]
