@@ -361,3 +361,21 @@ def test_a_study_with_its_root_in_the_bucket_trains_evaluates_and_resumes(gcs, t
   again = _launch("study.py", "evaluate", *common, "--split=validation", "--lpips=none",
                   "--no_real", timeout=300)
   assert again.returncode == 0 and "evaluate synthetic/seed0: up to date" in again.stdout
+
+
+@pytest.mark.slow
+def test_init_from_a_run_in_the_bucket(gcs, trained_tiny_run, tiny_data_dir):
+  from test_init_from import _fresh_state
+
+  from conftest import tiny_config
+  from sinsr_jax.training import init_from
+
+  _put_folder(trained_tiny_run, "gs://bucket/runs/source")
+  fresh, build = _fresh_state(tiny_config(tiny_data_dir))
+  state = init_from.initialize(fresh, "gs://bucket/runs/source", build)
+  source = runs.load(str(trained_tiny_run))
+  for got, ema in zip(jax.tree.leaves(state.g_params), jax.tree.leaves(source.params),
+                      strict=True):
+    np.testing.assert_array_equal(np.asarray(got), ema)
+  with pytest.raises(UserError, match=r"--config.train.init_from=gs://bucket/runs/none: "):
+    init_from.initialize(fresh, "gs://bucket/runs/none", build)
