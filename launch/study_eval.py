@@ -4,10 +4,11 @@
 ``--from=DIR`` where it lies there, else from its local path or its URL, and kept only if its
 sha256 is the manifest's (a mismatch is refused in one line).
 
-``evaluate``: per seed, every finished run of that seed (and bicubic) scored with
-``sinsr_jax.evaluate``, once on the dataset's test split and once on the real frames
-(``--images``, a centre crop of each image area): ``<root>/evaluation/{synthetic,real}/seed<k>``.
-An evaluation whose runs and steps have not changed is not redone.
+``evaluate``: every finished run (and bicubic beside it) scored with ``sinsr_jax.evaluate``,
+once on the dataset's test split and once on the real frames (``--images``, a centre crop of
+each image area): ``<root>/evaluation/{synthetic,real}/seed<k>/<run>``, one process per run, so
+that runs are scored as they finish. An evaluation whose run and step have not changed is not
+redone.
 """
 
 from __future__ import annotations
@@ -92,27 +93,28 @@ def _runs_of_seed(plan: plan_.Plan, seed: int, root: pathlib.Path):
   return done, [r.name for r in runs if r not in done]
 
 
-def jobs(a, plan: plan_.Plan) -> list[tuple[pathlib.Path, list[str], list[str]]]:
-  """(output folder, argv, names not finished) of every evaluation, seed by seed."""
+def jobs(a, plan: plan_.Plan) -> tuple[list[tuple[pathlib.Path, list[str]]], list[str]]:
+  """((output folder, argv) of every evaluation, runs not trained yet): one evaluation per
+  finished run, seed and source (``<root>/evaluation/<source>/seed<k>/<run>``), each with
+  bicubic, so that each is scored as soon as it finishes and a kill loses one run's scoring."""
   root = files.root_path(a.root)
-  out = []
+  out, waiting = [], []
   for seed in sorted({r.seed for r in plan.runs}):
-    done, waiting = _runs_of_seed(plan, seed, root)
-    if not done:
-      continue
-    base = [sys.executable, "-m", "sinsr_jax.evaluate",
-            *[f"--run={r.folder(root)}" for r in done], *[f"--label={r.name}" for r in done],
-            f"--lpips={a.lpips}", "--seed=0"]  # every seed scored on the same LR images
-    synthetic = root / "evaluation" / "synthetic" / f"seed{seed}"
-    out.append((synthetic, [*base, f"--split={a.split}", f"--max_images={a.max_images}",
-                            f"--figures={a.figures if seed == 0 else 0}", f"--out={synthetic}"],
-                waiting))
-    if not a.no_real:
-      real = root / "evaluation" / "real" / f"seed{seed}"
-      out.append((real, [*base, f"--images={root / 'frames'}", f"--crop={a.real_crop}",
-                         f"--figures={a.figures if seed == 0 else 0}", f"--out={real}"],
-                  waiting))
-  return out
+    done, later = _runs_of_seed(plan, seed, root)
+    waiting += [f"{name} seed {seed}" for name in later]
+    for run in done:
+      base = [sys.executable, "-m", "sinsr_jax.evaluate", f"--run={run.folder(root)}",
+              f"--label={run.name}", f"--lpips={a.lpips}",
+              "--seed=0"]  # every seed scored on the same LR images
+      figures = f"--figures={a.figures if seed == 0 else 0}"
+      synthetic = root / "evaluation" / "synthetic" / f"seed{seed}" / run.name
+      out.append((synthetic, [*base, f"--split={a.split}", f"--max_images={a.max_images}",
+                              figures, f"--out={synthetic}"]))
+      if not a.no_real:
+        real = root / "evaluation" / "real" / f"seed{seed}" / run.name
+        out.append((real, [*base, f"--images={root / 'frames'}", f"--crop={a.real_crop}",
+                           figures, f"--out={real}"]))
+  return out, waiting
 
 
 def up_to_date(folder: pathlib.Path, argv: list[str]) -> bool:
@@ -130,7 +132,7 @@ def up_to_date(folder: pathlib.Path, argv: list[str]) -> bool:
 
 
 def evaluate(a, plan: plan_.Plan, say=print) -> int:
-  todo = jobs(a, plan)
+  todo, waiting = jobs(a, plan)
   if not todo:
     names = sorted({r.name for r in plan.runs if r.name != plan_.STEM})
     print(f"error: not trained yet under {a.root}/runs: {', '.join(names)}; run the train "
@@ -141,18 +143,18 @@ def evaluate(a, plan: plan_.Plan, say=print) -> int:
           "--no_real)", file=sys.stderr)
     return 2
   if a.emit:
-    for _, argv, _ in todo:
+    for _, argv in todo:
       say(" ".join(["python", *argv[1:]]))
     return 0
+  if waiting:
+    say(f"evaluate: not trained yet, left out: {', '.join(waiting)}")
   failed = 0
-  for folder, argv, waiting in todo:
-    name = "/".join(folder.parts[-2:])
-    if waiting:
-      say(f"evaluate {name}: not trained yet, left out: {', '.join(waiting)}")
+  for index, (folder, argv) in enumerate(todo, 1):
+    name = "/".join(folder.parts[-3:])
     if up_to_date(folder, argv):
       say(f"evaluate {name}: up to date")
       continue
-    say(f"evaluate {name}: {len([x for x in argv if x.startswith('--run=')])} runs")
+    say(f"[{index}/{len(todo)}] evaluate {name}")
     folder.mkdir(parents=True, exist_ok=True)
     began = time.time()
     code = files.run_logged(argv, folder / "evaluate.log", "", mode="w", cwd=plan_.REPO)

@@ -26,6 +26,8 @@ import study_files as files
 import study_plan as plan_
 import study_train
 
+from sinsr_jax.runtime import paths
+
 FLAT_DB = 0.1  # converged: validation PSNR moves less than this over the last 20% of steps
 TAIL = 0.2
 
@@ -71,11 +73,10 @@ def _with_size(record: dict, image: str, kinds: dict[str, str]) -> dict:
 def load(root: pathlib.Path, source: str):
   """({label: {seed: {image: record}}}, {seed: {image: LR size record}}) of one source."""
   kinds, scores, lr = measure_of(), {}, {}
-  for folder in sorted((root / "evaluation" / source).glob("seed*")):
-    path = folder / "results.json"
-    if not path.exists():
-      continue
-    seed, data = int(folder.name[len("seed"):]), json.loads(path.read_text())
+  paths.refresh(str(root / "evaluation"))
+  # One results.json per run (each with bicubic and LR, the same in every one of a seed).
+  for path in sorted((root / "evaluation" / source).glob("seed*/*/results.json")):
+    seed, data = int(path.parent.parent.name[len("seed"):]), json.loads(path.read_text())
     for label, records in data["per_image"].items():
       for r in records:
         image = os.path.basename(str(r.get("filename", r["image"])))

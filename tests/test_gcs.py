@@ -349,8 +349,8 @@ def test_a_study_with_its_root_in_the_bucket_trains_evaluates_and_resumes(gcs, t
   assert "checkpoints.partial" not in paths.listdir(seeded)
   assert "Resumed from the checkpoint at step 3" in paths.read_text(f"{root}/logs/sinsr-seed0.log")
   assert [json.loads(x)["what"] for x in paths.read_text(f"{root}/timings.jsonl").splitlines()
-          ] == ["sinsr_pretrain seed 0", "sinsr seed 0", "synthetic/seed0"]
-  assert "Wrote" in paths.read_text(f"{root}/evaluation/synthetic/seed0/evaluate.log")
+          ] == ["sinsr_pretrain seed 0", "sinsr seed 0", "synthetic/seed0/sinsr"]
+  assert "Wrote" in paths.read_text(f"{root}/evaluation/synthetic/seed0/sinsr/evaluate.log")
   summary = (out / "SUMMARY.md").read_text()
   assert "| sinsr | 1 |" in summary
   state = _launch("study.py", "status", *common, timeout=120)
@@ -360,7 +360,7 @@ def test_a_study_with_its_root_in_the_bucket_trains_evaluates_and_resumes(gcs, t
   assert again.returncode == 0 and again.stdout.count("finished already") == 2, again.stdout
   again = _launch("study.py", "evaluate", *common, "--split=validation", "--lpips=none",
                   "--no_real", timeout=300)
-  assert again.returncode == 0 and "evaluate synthetic/seed0: up to date" in again.stdout
+  assert again.returncode == 0 and "evaluate synthetic/seed0/sinsr: up to date" in again.stdout
 
 
 @pytest.mark.slow
