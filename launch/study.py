@@ -112,7 +112,13 @@ def train(a) -> int:
 
 
 def status(a) -> int:
-  return study_train.status(a, lambda strongest: make_plan(a, strongest), _say)
+  code = study_train.status(a, lambda strongest: make_plan(a, strongest), _say)
+  plan = make_plan(a, study_train.strongest(study_files.root_path(a.root), make_plan(a).runs))
+  todo, _ = study_eval.jobs(a, plan)
+  done = sum(study_eval.up_to_date(folder, argv) for folder, argv in todo)
+  _say(f"evaluations (each finished run on each source): {done} of {len(todo)} up to date"
+       + ("" if done == len(todo) else "; the evaluate stage scores the rest"))
+  return code
 
 
 def frames(a) -> int:

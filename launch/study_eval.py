@@ -117,10 +117,14 @@ def jobs(a, plan: plan_.Plan) -> tuple[list[tuple[pathlib.Path, list[str]]], lis
   return out, waiting
 
 
+JOB = "job.json"  # the evaluation's command line, written once it succeeded
+
+
 def up_to_date(folder: pathlib.Path, argv: list[str]) -> bool:
-  """The folder's results.json scored these very runs at their current steps."""
-  record = folder / "results.json"
-  if not record.exists():
+  """The folder's results.json scored these very runs at their current steps, with this very
+  command line (split, crop, images, LPIPS)."""
+  record, job = folder / "results.json", folder / JOB
+  if not record.exists() or not job.exists() or json.loads(job.read_text()) != argv[1:]:
     return False
   saved = json.loads(record.read_text()).get("runs", {})
   runs = [x[len("--run="):] for x in argv if x.startswith("--run=")]
@@ -160,6 +164,8 @@ def evaluate(a, plan: plan_.Plan, say=print) -> int:
     code = files.run_logged(argv, folder / "evaluate.log", "", mode="w", cwd=plan_.REPO)
     study_train.record_time(files.root_path(a.root), "evaluate", name, time.time() - began,
                             code=code)
+    if not code:
+      (folder / JOB).write_text(json.dumps(argv[1:]))
     if code:
       failed += 1
       say(f"evaluate {name}: FAILED (exit {code}); its log: {folder / 'evaluate.log'}")

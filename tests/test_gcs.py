@@ -353,13 +353,14 @@ def test_a_study_with_its_root_in_the_bucket_trains_evaluates_and_resumes(gcs, t
   assert "Wrote" in paths.read_text(f"{root}/evaluation/synthetic/seed0/sinsr/evaluate.log")
   summary = (out / "SUMMARY.md").read_text()
   assert "| sinsr | 1 |" in summary
-  state = _launch("study.py", "status", *common, timeout=120)
-  assert state.stdout.strip().endswith("2 runs: 2 finished, 0 under way, 0 waiting; about 0 min "
-                                       "of training left"), state.stdout + state.stderr
+  scoring = ["--split=validation", "--lpips=none", "--no_real", "--figures=1"]
+  state = _launch("study.py", "status", *common, *scoring, timeout=120)
+  assert state.stdout.strip().splitlines()[-2:] == [
+      "2 runs: 2 finished, 0 under way, 0 waiting; about 0 min of training left",
+      "evaluations (each finished run on each source): 1 of 1 up to date"], state.stdout
   again = _launch("study.py", "train", *common, timeout=300)
   assert again.returncode == 0 and again.stdout.count("finished already") == 2, again.stdout
-  again = _launch("study.py", "evaluate", *common, "--split=validation", "--lpips=none",
-                  "--no_real", timeout=300)
+  again = _launch("study.py", "evaluate", *common, *scoring, timeout=300)
   assert again.returncode == 0 and "evaluate synthetic/seed0/sinsr: up to date" in again.stdout
 
 

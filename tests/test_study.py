@@ -232,14 +232,15 @@ def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_p
   assert "python launch/study.py train --budget=smoke --steps=4" in summary
   assert "| sinsr | 1 |" in summary and "| no_ssim |" in summary
   assert (out / "curves_ablations.png").exists()
-  state = _launch("study.py", "status", *common, timeout=120)
-  assert state.stdout.strip().endswith("3 runs: 3 finished, 0 under way, 0 waiting; about 0 min "
-                                       "of training left"), state.stdout
+  scoring = ["--split=validation", "--lpips=none", "--no_real", "--figures=1"]
+  state = _launch("study.py", "status", *common, *scoring, timeout=120)
+  assert state.stdout.strip().splitlines()[-2:] == [
+      "3 runs: 3 finished, 0 under way, 0 waiting; about 0 min of training left",
+      "evaluations (each finished run on each source): 2 of 2 up to date"], state.stdout
   # Started again, nothing is trained twice, nothing evaluated twice.
   again = _launch("study.py", "train", *common, timeout=300)
   assert again.returncode == 0 and again.stdout.count("finished already") == 3
-  again = _launch("study.py", "evaluate", *common, "--split=validation", "--lpips=none",
-                  "--no_real", timeout=300)
+  again = _launch("study.py", "evaluate", *common, *scoring, timeout=300)
   assert again.returncode == 0 and again.stdout.count("up to date") == 2
 
 
@@ -262,3 +263,22 @@ def test_one_set_list_shrinks_every_model_and_a_typo_is_refused():
   assert not any("model.depth" in x for x in runs["bicubic"])  # bicubic has no depth
   with pytest.raises(SystemExit, match="train.num_stepz: no run's config has it"):
     study.runs(_args("--set=train.num_stepz=4"))
+
+
+def test_an_evaluation_is_up_to_date_only_for_its_own_command_and_steps(tmp_path):
+  import study_eval
+
+  run = tmp_path / "runs" / "sinsr" / "seed0"
+  run.mkdir(parents=True)
+  (run / "metrics.json").write_text(json.dumps({"step": 40}))
+  folder = tmp_path / "evaluation" / "synthetic" / "seed0" / "sinsr"
+  folder.mkdir(parents=True)
+  argv = ["python", "-m", "sinsr_jax.evaluate", f"--run={run}", "--label=sinsr", "--split=test"]
+  (folder / "results.json").write_text(json.dumps({"runs": {
+      "bicubic": {"step": 0}, "sinsr": {"step": 40}}}))
+  assert not study_eval.up_to_date(folder, argv)  # no job.json: not known to be this command
+  (folder / study_eval.JOB).write_text(json.dumps(argv[1:]))
+  assert study_eval.up_to_date(folder, argv)
+  assert not study_eval.up_to_date(folder, [*argv[:-1], "--split=validation"])
+  (run / "metrics.json").write_text(json.dumps({"step": 50}))  # trained further since
+  assert not study_eval.up_to_date(folder, argv)
