@@ -167,10 +167,32 @@ def _parse(argv):
   p.add_argument("--emit", action="store_true", help="print the commands, run nothing")
   a = p.parse_args(argv)
   a.root = a.root or f"runs/study-{a.budget}"
-  # The options, as the report prints them (the stage name varies).
-  a.cli = shlex.join(x for x in (argv if argv is not None else sys.argv[1:])
-                     if x not in (*STAGES, "all", "status"))
+  # The options, as the report prints them per stage (the stage name varies).
+  given = [x for x in (argv if argv is not None else sys.argv[1:])
+           if x not in (*STAGES, "all", "status")]
+  a.cli = lambda stage: shlex.join(options_for(stage, given))
   return a
+
+
+# Options that only one stage reads: the report prints each stage's command with its own.
+STAGE_OPTIONS = {"frames": {"--from"}, "report": {"--out"},
+                 "evaluate": {"--split", "--max_images", "--lpips", "--figures", "--no_real",
+                              "--real_crop"}}
+FLAGS = {"--no_real", "--emit"}  # options without a value
+
+
+def options_for(stage: str, given: list[str]) -> list[str]:
+  """The options of ``given`` (``--k=v``, ``--k v`` or flags) that ``stage`` reads."""
+  foreign = set().union(*(v for k, v in STAGE_OPTIONS.items() if k != stage)) | {"--emit"}
+  out, i = [], 0
+  while i < len(given):
+    name = given[i].split("=", 1)[0]
+    takes_next = name.startswith("--") and "=" not in given[i] and name not in FLAGS
+    part = given[i:i + 2] if takes_next else given[i:i + 1]
+    if name not in foreign:
+      out += part
+    i += len(part)
+  return out
 
 
 def main(argv: list[str] | None = None) -> int:

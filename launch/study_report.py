@@ -206,7 +206,10 @@ def size_table(scores, lr, rows: list[str]) -> list[str]:
     mean = first.get(f"{kind}_mean_nm")
     hr_mean = mean / (1 + first[f"{kind}_rel_error"]) if mean and first.get(
         f"{kind}_rel_error") is not None else math.nan
-    cells = [frame, kind, f"{hr_mean:.4g} {first.get('unit', 'nm')}",
+    unit = first.get("unit", "nm")
+    size = (f"{hr_mean / 1000:.4g} µm" if unit == "nm" and hr_mean >= 1000 else
+            f"{hr_mean:.4g} {unit}")
+    cells = [frame, kind, size,
              _size_cell([lr[s].get(frame, {}) for s in sorted(lr)], kind)]
     for label in rows:
       cells.append(_size_cell([scores[label][s].get(frame, {}) for s in sorted(scores[label])],
@@ -452,5 +455,5 @@ def _head(a, root: pathlib.Path) -> list[str]:
           f"{', '.join(digests)}: sinsr_jax/ and configs/, recorded in each run_info.json), "
           f"reported at {_git('rev-parse', '--short', 'HEAD')} on "
           f"{datetime.date.today().isoformat()}. {' '.join(wall_time(root))}", "",
-          "```bash", *[f"python launch/study.py {s} {a.cli}".rstrip() for s in stages], "```",
+          "```bash", *[f"python launch/study.py {s} {a.cli(s)}".rstrip() for s in stages], "```",
           ""]

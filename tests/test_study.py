@@ -282,3 +282,15 @@ def test_an_evaluation_is_up_to_date_only_for_its_own_command_and_steps(tmp_path
   assert not study_eval.up_to_date(folder, [*argv[:-1], "--split=validation"])
   (run / "metrics.json").write_text(json.dumps({"step": 50}))  # trained further since
   assert not study_eval.up_to_date(folder, argv)
+
+
+def test_the_report_prints_each_stage_with_the_options_it_reads():
+  given = ["--budget=converged", "--from", "/frames", "--split=validation", "--no_real",
+           "--out", "docs/x", "--set=model.depth=4", "--emit"]
+  assert study.options_for("train", given) == ["--budget=converged", "--set=model.depth=4"]
+  assert study.options_for("frames", given) == ["--budget=converged", "--from", "/frames",
+                                                "--set=model.depth=4"]
+  assert study.options_for("evaluate", given) == ["--budget=converged", "--split=validation",
+                                                  "--no_real", "--set=model.depth=4"]
+  assert study.options_for("report", given) == ["--budget=converged", "--out", "docs/x",
+                                                "--set=model.depth=4"]
