@@ -46,6 +46,9 @@ import study_plan  # noqa: E402  (launch/study_plan.py: the runs, seeds, folders
 import study_report  # noqa: E402  (launch/study_report.py: tables, curves, verdicts)
 import study_train  # noqa: E402  (launch/study_train.py: the train stage)
 
+from sinsr_jax.runtime import paths  # noqa: E402
+from sinsr_jax.runtime.workdir_lock import WorkdirBusy, WorkdirLock  # noqa: E402
+
 BUDGETS = study_plan.BUDGETS
 SHARED = study_plan.SHARED
 STAGES = ("prepare", "frames", "train", "evaluate", "report")
@@ -204,10 +207,28 @@ def main(argv: list[str] | None = None) -> int:
       continue  # scored on the test split alone: no frames needed
     if len(stages) > 1:
       _say(f"== {stage}")
-    code = globals()[stage](a)
+    try:
+      with _stage_lock(a, stage):
+        code = globals()[stage](a)
+    except WorkdirBusy as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 1
     if code:
       return code
   return 0
+
+
+def _stage_lock(a, stage: str):
+  """The root's lock for a stage that writes runs or evaluations (``<root>/locks/<stage>``):
+  a second train (or evaluate) of the same study is refused, naming the first; the two stages
+  may run side by side (evaluate scores what train has finished)."""
+  import contextlib
+
+  if stage not in ("train", "evaluate") or a.emit:
+    return contextlib.nullcontext()
+  folder = paths.join(a.root, "locks", stage)
+  paths.makedirs(folder)
+  return WorkdirLock(folder, f"study {stage}")
 
 
 if __name__ == "__main__":

@@ -294,3 +294,18 @@ def test_the_report_prints_each_stage_with_the_options_it_reads():
                                                   "--no_real", "--set=model.depth=4"]
   assert study.options_for("report", given) == ["--budget=converged", "--out", "docs/x",
                                                 "--set=model.depth=4"]
+
+
+def test_a_second_train_stage_of_one_study_is_refused(tmp_path):
+  from sinsr_jax.runtime.workdir_lock import WorkdirLock
+
+  root = tmp_path / "study"
+  (root / "locks" / "train").mkdir(parents=True)
+  with WorkdirLock(str(root / "locks" / "train"), "study train"):
+    second = _launch("study.py", "train", "--budget=smoke", f"--root={root}", "--only=bicubic")
+  assert second.returncode == 1 and "Traceback" not in second.stderr
+  assert second.stderr.strip().splitlines()[-1].startswith(
+      f"error: {root}/locks/train is in use by another study train (pid "), second.stderr
+  done = _launch("study.py", "train", "--budget=smoke", f"--root={root}", "--only=bicubic",
+                 timeout=300)  # released: the next one runs
+  assert done.returncode == 0, done.stderr[-2000:]
