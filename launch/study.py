@@ -6,7 +6,7 @@ micrographs first. One command per stage, every stage resumable:
     python launch/study.py train    --budget=converged   # every run, seed by seed
     python launch/study.py evaluate --budget=converged   # per seed: test split and real frames
     python launch/study.py report   --budget=converged   # SUMMARY.md, curves -> docs/results/
-    python launch/study.py all      --budget=converged   # the five in turn
+    python launch/study.py all      --budget=converged   # the five in turn, each run scored once trained
     python launch/study.py status   --budget=converged   # what is finished, what is left
 
 Runs (launch/study_plan.py): SINSR, SINSR with the gradient branch, SINSR on the pixel loss
@@ -111,7 +111,18 @@ def prepare(a) -> int:
 
 
 def train(a) -> int:
-  return study_train.train(a, lambda strongest: make_plan(a, strongest), _say)
+  # Within `all`, each run is scored as soon as it is trained (a kill loses one run's work,
+  # and a report can be made at any point); `train` alone trains only.
+  after = None
+  if a.stage == "all":
+    def after(run):
+      plan = make_plan(a, study_train.strongest(study_files.root_path(a.root), make_plan(a).runs))
+      try:
+        with _stage_lock(a, "evaluate"):
+          study_eval.evaluate(a, plan, _say, only=(run.name, run.seed))
+      except WorkdirBusy:
+        _say(f"{run.name} seed {run.seed}: not scored now, an evaluate stage is running")
+  return study_train.train(a, lambda strongest: make_plan(a, strongest), _say, after)
 
 
 def status(a) -> int:

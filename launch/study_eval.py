@@ -135,8 +135,14 @@ def up_to_date(folder: pathlib.Path, argv: list[str]) -> bool:
   return have == want
 
 
-def evaluate(a, plan: plan_.Plan, say=print) -> int:
+def evaluate(a, plan: plan_.Plan, say=print, only: tuple[str, int] | None = None) -> int:
+  """Scores every finished run not scored yet (``only``: that run and seed alone)."""
   todo, waiting = jobs(a, plan)
+  if only is not None:
+    todo = [(f, argv) for f, argv in todo if (f.name, int(f.parent.name[len("seed"):])) == only]
+    waiting = []
+    if not todo:  # the shared stem, bicubic: nothing to score
+      return 0
   if not todo:
     names = sorted({r.name for r in plan.runs if r.name != plan_.STEM})
     print(f"error: not trained yet under {a.root}/runs: {', '.join(names)}; run the train "

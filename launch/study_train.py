@@ -91,8 +91,9 @@ def _clock(seconds: float) -> str:
   return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
-def train(a, make_plan, say=print) -> int:
-  """Trains what ``make_plan(strongest)`` lists, re-planned after each run; 1 if any failed."""
+def train(a, make_plan, say=print, after=None) -> int:
+  """Trains what ``make_plan(strongest)`` lists, re-planned after each run; 1 if any failed.
+  ``after(run)``: called after each run that finished (``all`` scores it there)."""
   root = files.root_path(a.root)
   attempted, failed, announced = set(), [], set()
   rate = _measured_rate(root)  # seconds per step, from the runs timed so far
@@ -148,6 +149,8 @@ def train(a, make_plan, say=print) -> int:
     if left:
       rate = took / left if rate is None else 0.5 * (rate + took / left)
     say(f"{tag}: done in {_clock(took)}")
+    if after is not None:
+      after(run)
   say(f"train: {len(attempted)} run(s) this time in {_clock(time.time() - start)}"
       + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
   pending = make_plan(strongest(root, make_plan(None).runs)).pending
