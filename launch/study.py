@@ -4,9 +4,9 @@ micrographs first. One command per stage, every stage resumable:
     python launch/study.py prepare  --budget=converged   # the dataset (sem_synthetic: ~1 min)
     python launch/study.py frames   --budget=converged   # the real frames, sha256-checked
     python launch/study.py train    --budget=converged   # every run, seed by seed
-    python launch/study.py evaluate --budget=converged   # per seed: test split and real frames
+    python launch/study.py evaluate --budget=converged   # each run: test split and real frames
     python launch/study.py report   --budget=converged   # SUMMARY.md, curves -> docs/results/
-    python launch/study.py all      --budget=converged   # the five in turn, each run scored once trained
+    python launch/study.py all      --budget=converged   # the five in turn, runs scored as trained
     python launch/study.py status   --budget=converged   # what is finished, what is left
 
 Runs (launch/study_plan.py): SINSR, SINSR with the gradient branch, SINSR on the pixel loss
