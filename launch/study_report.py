@@ -340,7 +340,7 @@ def report(a, plan: plan_.Plan, say=print) -> int:
           ("sinsr", plan_.PIXEL_ONLY)],
       "The gradient branch": [("sinsr_gradient_branch", "sinsr")],
   }
-  summary = head = _head(a, root)
+  summary = head = _head(a, root, plan)
   summary, found = list(head), []
   for source, scores, columns, heading in (
       ("real", real, REAL, "Real micrographs"), ("synthetic", synthetic, SYNTHETIC,
@@ -444,7 +444,20 @@ def _curves(out: pathlib.Path, runs, root, deltas) -> list[str]:
   return lines + [""]
 
 
-def _head(a, root: pathlib.Path) -> list[str]:
+def perceptual_line(plan: plan_.Plan) -> str:
+  """Whether SINSR's runs carry the VGG19 perceptual term (off where its weights cannot be had)."""
+  sinsr = [r for r in plan.runs if r.name == "sinsr"]
+  weights = tuple(plan_.resolved(sinsr[0]).loss.weights.perceptual) if sinsr else ()
+  if any(weights):
+    return (f"The VGG19 perceptual term is on in SINSR's runs (weights {weights}), and "
+            "`no_perceptual` is among the ablations.")
+  return ("The VGG19 perceptual term is off in every run (its ImageNet weights could not be "
+          "downloaded where this was trained): SINSR's loss here is the other five terms, and "
+          "`no_perceptual` is not trained. On a machine that downloads the weights, add "
+          "`--family_set='loss.weights.perceptual=(2.0,1.5)'` to every stage.")
+
+
+def _head(a, root: pathlib.Path, plan: plan_.Plan) -> list[str]:
   infos = [json.loads(p.read_text()) for p in (root / "runs").glob("*/seed*/run_info.json")]
   commits = sorted({i.get("git_commit", "unknown")[:7] + ("+dirty" if "dirty" in i.get(
       "git_commit", "") else "") for i in infos})
@@ -455,5 +468,6 @@ def _head(a, root: pathlib.Path) -> list[str]:
           f"{', '.join(digests)}: sinsr_jax/ and configs/, recorded in each run_info.json), "
           f"reported at {_git('rev-parse', '--short', 'HEAD')} on "
           f"{datetime.date.today().isoformat()}. {' '.join(wall_time(root))}", "",
+          perceptual_line(plan), "",
           "```bash", *[f"python launch/study.py {s} {a.cli(s)}".rstrip() for s in stages], "```",
           ""]

@@ -309,3 +309,13 @@ def test_a_second_train_stage_of_one_study_is_refused(tmp_path):
   done = _launch("study.py", "train", "--budget=smoke", f"--root={root}", "--only=bicubic",
                  timeout=300)  # released: the next one runs
   assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_report_says_whether_the_perceptual_term_was_on():
+  import study_report
+
+  plan = lambda *argv: study.make_plan(_args(*argv))  # noqa: E731
+  assert "is off in every run" in study_report.perceptual_line(plan("--budget=converged"))
+  on = study_report.perceptual_line(plan(
+      "--budget=converged", "--family_set=loss.weights.perceptual=(2.0,1.5)"))
+  assert "is on in SINSR's runs (weights (2.0, 1.5))" in on
