@@ -20,6 +20,7 @@ from sinsr_jax.inference import calibration, micrographs, upscaling
 from tfds_sem import instrument, sem_images
 from tfds_sem.databar import find_databar
 from tfds_sem.sem_folder.sem_folder import SemFolder
+from tfds_sem.vendors import zeiss
 
 REAL = pathlib.Path(__file__).resolve().parents[2] / "shared" / "real_sem" / "aquami_Sample.tif"
 needs_real = pytest.mark.skipif(not REAL.exists(), reason=f"the real micrograph {REAL} is not "
@@ -275,12 +276,12 @@ def test_zeiss_pixel_size_rules():
   (their ``ap_pixel_size`` refers to a 1024-px frame)."""
   modern = {"ap_image_pixel_size": ("Image Pixel Size", 543.0, "pm"),
             "ap_width": ("Width", 556.0, "nm"), "ap_actualkv": ("EHT", 20.0, "kV")}
-  assert instrument.zeiss(modern, 1024).pixel_size_nm == pytest.approx((0.543, 0.543))
+  assert zeiss.read(modern, 1024).pixel_size_nm == pytest.approx((0.543, 0.543))
   old = {"ap_pixel_size": ("Pixel Size", 5.825, "nm"), "ap_width": ("Width", 5.965, "µm")}
-  found = instrument.zeiss(old, 512)
+  found = zeiss.read(old, 512)
   assert found.pixel_size_nm == pytest.approx((11.65, 11.65), rel=1e-3)
   assert found.pixel_size_from == "Zeiss ap_width / image width"
-  assert instrument.zeiss({"ap_mag": ("Mag", "1.00 K X")}, 512).pixel_size_nm is None
+  assert zeiss.read({"ap_mag": ("Mag", "1.00 K X")}, 512).pixel_size_nm is None
 
 
 def test_imagej_and_ome_calibrations_and_uncalibrated_formats(tmp_path):
