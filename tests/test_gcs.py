@@ -342,7 +342,7 @@ def test_a_study_with_its_root_in_the_bucket_trains_evaluates_and_resumes(gcs, t
                  "--no_real", "--figures=1", f"--out={out}", timeout=1500)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
   lines = done.stdout.splitlines()
-  trained = lines.index("[2/2] sinsr seed 0: done in 0 min")
+  trained = next(i for i, x in enumerate(lines) if x.startswith("[2/2] sinsr seed 0: done in "))
   assert lines[trained + 1] == "[1/1] evaluate synthetic/seed0/sinsr", lines
   assert "== evaluate" in lines and "evaluate synthetic/seed0/sinsr: up to date" in lines
   assert not os.path.exists(os.path.join(REPO, "gs:"))
