@@ -43,13 +43,7 @@ def append(path, text: str) -> None:
 
 def copy_tree(source, target) -> None:
   """Copies the folder ``source`` to ``target`` (which must not exist)."""
-  if not remote(source) and not remote(target):
-    shutil.copytree(source, target)
-    return
-  for item in paths.walk_files(str(source), recursive=True):
-    dest = root_path(paths.join(str(target), item[len(str(source)):].lstrip("/")))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(root_path(item).read_bytes())
+  paths.copy_tree(str(source), str(target))
 
 
 def remove_tree(path) -> None:

@@ -182,13 +182,23 @@ def rename(source: str, target: str) -> None:
     return
   src = _epath(source)
   if src.is_dir():
-    for item in walk_files(source, recursive=True):
-      dest = _epath(target) / posixpath.relpath(item, source)
-      dest.parent.mkdir(parents=True, exist_ok=True)
-      _epath(item).copy(dest, overwrite=True)
+    copy_tree(source, target)
     src.rmtree()
   else:
     src.rename(_epath(target))
+
+
+def copy_tree(source: str, target: str) -> None:
+  """Copies the folder ``source`` to ``target``, file by file where either is in a bucket."""
+  if not is_remote(source) and not is_remote(target):
+    import shutil
+
+    shutil.copytree(source, target)
+    return
+  for item in walk_files(source, recursive=True):
+    dest = _epath(target) / posixpath.relpath(item, source)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _epath(item).copy(dest, overwrite=True)
 
 
 def remove(path: str) -> None:
