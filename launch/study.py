@@ -8,6 +8,7 @@ micrographs first. One command per stage, every stage resumable:
     python launch/study.py report   --budget=converged   # SUMMARY.md, curves -> docs/results/
     python launch/study.py all      --budget=converged   # the five in turn, runs scored as trained
     python launch/study.py status   --budget=converged   # what is finished, what is left
+    python launch/study.py adopt    --budget=converged   # a report's record into the root
 
 Runs (launch/study_plan.py): SINSR, SINSR with the gradient branch, SINSR on the pixel loss
 alone, every baseline of configs/baselines/, and SINSR's ablations (configs/ablations.py); SINSR's
@@ -26,6 +27,10 @@ overrides a config value in every run, ``--family_set`` in SINSR's runs only (th
 term where VGG19 weights can be had: ``--family_set='loss.weights.perceptual=(2.0,1.5)'``);
 ``--only=NAMES`` restricts the runs; ``--emit`` prints the command lines (one job per run on a
 cluster) instead of running them. Run folders, logs and commands are relative to the repository.
+
+``report`` also writes the study's record (``<out>/record``: configs, curves, scores, timings;
+no weights, a few MB) and ``adopt`` puts it into a root, so that a study goes on on another
+machine, or after its root was lost, from where the record stops (launch/study_record.py).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ sys.path.insert(0, str(REPO / "launch"))
 import study_eval  # noqa: E402  (launch/study_eval.py: the frames and evaluate stages)
 import study_files  # noqa: E402  (launch/study_files.py: the root, local or in a bucket)
 import study_plan  # noqa: E402  (launch/study_plan.py: the runs, seeds, folders, sharing)
+import study_record  # noqa: E402  (launch/study_record.py: the record a report keeps)
 import study_report  # noqa: E402  (launch/study_report.py: tables, curves, verdicts)
 import study_train  # noqa: E402  (launch/study_train.py: the train stage)
 
@@ -145,15 +151,41 @@ def evaluate(a) -> int:
 
 
 def report(a) -> int:
-  return study_report.report(a, make_plan(a, study_train.strongest(study_files.root_path(a.root),
-                                                                   make_plan(a).runs)), _say)
+  plan = make_plan(a, study_train.strongest(study_files.root_path(a.root), make_plan(a).runs))
+  code = study_report.report(a, plan, _say)
+  if not code:
+    folder = record_folder(a)
+    kept = study_record.write(study_files.root_path(a.root), plan, folder,
+                              str(study_files.root_path(a.root)))
+    _say(f"wrote the record of {kept['runs']} finished run(s) and {kept['evaluations']} "
+         f"evaluation(s) to {folder}")
+  return code
+
+
+def record_folder(a) -> pathlib.Path:
+  return pathlib.Path(a.record) if a.record else (
+      REPO / (a.out or f"docs/results/{a.budget}") / "record")
+
+
+def adopt(a) -> int:
+  folder = record_folder(a)
+  if not (folder / study_record.ABOUT).is_file():
+    print(f"error: {folder} holds no study record ({study_record.ABOUT}); the report stage "
+          "writes one", file=sys.stderr)
+    return 2
+  root = study_files.root_path(a.root)
+  (root / "runs").mkdir(parents=True, exist_ok=True)
+  got = study_record.adopt(folder, root, str(root), _say)
+  _say(f"adopted from {folder}: {got['runs']} run(s), {got['evaluations']} evaluation(s); "
+       f"{got['kept']} the root already had, kept as they were")
+  return 0
 
 
 def _parse(argv):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])
-  p.add_argument("stage", choices=(*STAGES, "all", "status"))
+  p.add_argument("stage", choices=(*STAGES, "all", "status", "adopt"))
   p.add_argument("--budget", choices=tuple(BUDGETS), default="cpu")
   p.add_argument("--steps", type=int, default=None, help="steps per run (default: the budget's; "
                  "0 = each config's own)")
@@ -178,18 +210,20 @@ def _parse(argv):
   p.add_argument("--lpips", default="auto", choices=("auto", "alex", "vgg", "none"))
   p.add_argument("--figures", type=int, default=3)
   p.add_argument("--out", default="", help="report folder (default docs/results/<budget>)")
+  p.add_argument("--record", default="", help="report, adopt: the record's folder (default "
+                 "<out>/record)")
   p.add_argument("--emit", action="store_true", help="print the commands, run nothing")
   a = p.parse_args(argv)
   a.root = a.root or f"runs/study-{a.budget}"
   # The options, as the report prints them per stage (the stage name varies).
   given = [x for x in (argv if argv is not None else sys.argv[1:])
-           if x not in (*STAGES, "all", "status")]
+           if x not in (*STAGES, "all", "status", "adopt")]
   a.cli = lambda stage: shlex.join(options_for(stage, given))
   return a
 
 
 # Options that only one stage reads: the report prints each stage's command with its own.
-STAGE_OPTIONS = {"frames": {"--from"}, "report": {"--out"},
+STAGE_OPTIONS = {"frames": {"--from"}, "report": {"--out", "--record"},
                  "evaluate": {"--split", "--max_images", "--lpips", "--figures", "--no_real",
                               "--real_crop"}}
 FLAGS = {"--no_real", "--emit"}  # options without a value
@@ -235,9 +269,9 @@ def _stage_lock(a, stage: str):
   may run side by side (evaluate scores what train has finished)."""
   import contextlib
 
-  if stage not in ("train", "evaluate") or a.emit:
+  if stage not in ("train", "evaluate", "adopt") or a.emit:
     return contextlib.nullcontext()
-  folder = paths.join(a.root, "locks", stage)
+  folder = paths.join(a.root, "locks", "train" if stage == "adopt" else stage)  # runs' writers
   paths.makedirs(folder)
   return WorkdirLock(folder, f"study {stage}")
 

@@ -143,6 +143,13 @@ def final_step(folder: pathlib.Path) -> int | None:
   return json.loads(record.read_text()).get("step") if record.exists() else None
 
 
+def checkpoint_steps(folder: pathlib.Path) -> list[int]:
+  """The steps of the finalized checkpoints in a run folder."""
+  where = folder / "checkpoints"
+  paths.refresh(str(where))
+  return sorted(int(p.name) for p in where.iterdir() if p.name.isdigit()) if where.exists() else []
+
+
 def finished(run: Run, root: pathlib.Path) -> bool:
   """The folder holds this very run (its full config) trained to its last step."""
   config = resolved(run)

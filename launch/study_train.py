@@ -78,11 +78,24 @@ def _log(root: pathlib.Path, run: plan_.Run) -> pathlib.Path:
   return folder / f"{run.name}-seed{run.seed}.log"
 
 
+def stem_to_train_again(run: plan_.Run, plan: plan_.Plan, root: pathlib.Path) -> bool:
+  """A finished stem without its last checkpoint (adopted from a record, study_record) that a run
+  still to be trained starts from."""
+  if run.name != plan_.STEM or not plan_.finished(run, root):
+    return False
+  if plan_.final_step(run.folder(root)) in plan_.checkpoint_steps(run.folder(root)):
+    return False
+  return any(r.stem == run.name and r.seed == run.seed and not plan_.finished(r, root)
+             and not (r.folder(root) / "shared_from.json").exists() for r in plan.runs)
+
+
 def _steps_left(run: plan_.Run, root: pathlib.Path) -> int:
   config = plan_.resolved(run)
   if config.model.name == "bicubic":
     return 0
   done = plan_.final_step(run.folder(root)) or 0
+  if done not in plan_.checkpoint_steps(run.folder(root)) and plan_.finished(run, root):
+    done = max(plan_.checkpoint_steps(run.folder(root)), default=0)  # a record's: no weights
   shared = config.train.pretrain_steps if run.stem and done == 0 else 0
   return max(config.train.num_steps - max(done, shared), 0)
 
@@ -112,7 +125,7 @@ def train(a, make_plan, say=print, after=None) -> int:
       key = (run.name, run.seed)
       if key in attempted:
         continue
-      if plan_.finished(run, root):
+      if plan_.finished(run, root) and not stem_to_train_again(run, plan, root):
         if key not in announced:
           say(f"{run.name} seed {run.seed}: finished already")
           announced.add(key)
@@ -126,13 +139,17 @@ def train(a, make_plan, say=print, after=None) -> int:
     tag = f"[{index}/{index + len(todo) - 1}] {run.name} seed {run.seed}"
     if run.stem:
       stem = next(r for r in plan.runs if r.name == run.stem and r.seed == run.seed)
-      if not plan_.finished(stem, root):
+      started = (run.folder(root) / "shared_from.json").exists()
+      if not started and (not plan_.finished(stem, root) or stem_to_train_again(stem, plan, root)):
         failed.append(f"{run.name} seed {run.seed}")
         say(f"{tag}: skipped, its stem {stem.name} seed {stem.seed} did not finish")
         continue
       seed_from_stem(run, stem, root)
     left = _steps_left(run, root)
     total = sum(_steps_left(r, root) for r in todo)
+    if stem_to_train_again(run, plan, root):
+      say(f"{tag}: finished in the adopted record, which holds no weights: trained again for "
+          "the runs that start from it (the same config and seed give the same checkpoint)")
     eta = "" if rate is None else (
         f", ~{_clock(left * rate)} (ETA {_at(left * rate)}); all left ~{_clock(total * rate)}")
     say(f"{tag}: {left} steps{eta}; log {_log(root, run)}")

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -242,6 +243,46 @@ def test_smoke_study_runs_every_stage_from_the_command_line(tiny_data_dir, tmp_p
   assert again.returncode == 0 and again.stdout.count("finished already") == 3
   again = _launch("study.py", "evaluate", *common, *scoring, timeout=300)
   assert again.returncode == 0 and again.stdout.count("up to date") == 2
+
+  # The report's record (no weights) carries the study to a fresh root: there every run counts
+  # as finished and every evaluation as up to date ...
+  record = out / "record"
+  assert json.loads((record / "record.json").read_text())["runs"] == 3
+  assert not list(record.rglob("checkpoints"))
+  fresh = [x for x in common if not x.startswith("--root=")]
+  adopted = _launch("study.py", "adopt", *fresh, f"--root={tmp_path}/fresh", f"--out={out}",
+                    timeout=120)
+  assert adopted.stdout.strip().splitlines()[-1] == (
+      f"adopted from {record}: 3 run(s), 2 evaluation(s); 0 the root already had, kept as they "
+      "were"), adopted.stdout + adopted.stderr
+  state = _launch("study.py", "status", *fresh, f"--root={tmp_path}/fresh", *scoring,
+                  timeout=120)
+  assert state.stdout.strip().splitlines()[-2:] == [
+      "3 runs: 3 finished, 0 under way, 0 waiting; about 0 min of training left",
+      "evaluations (each finished run on each source): 2 of 2 up to date"], state.stdout
+  # ... and a run the record lacks starts from its stem trained again, to the same weights.
+  shutil.rmtree(record / "runs" / "no_ssim")
+  shutil.rmtree(record / "evaluation" / "synthetic" / "seed0" / "no_ssim")
+  later = [*fresh, f"--root={tmp_path}/later"]
+  assert _launch("study.py", "adopt", *later, f"--record={record}", timeout=120).returncode == 0
+  trained = _launch("study.py", "train", *later, timeout=900)
+  assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
+  assert "sinsr seed 0: finished already" in trained.stdout
+  assert "sinsr_pretrain seed 0: finished in the adopted record" in trained.stdout
+  assert "no_ssim seed 0: done" in trained.stdout
+  for x, y in zip(jax.tree.leaves(_final_state(runs / "no_ssim" / "seed0")),
+                  jax.tree.leaves(_final_state(tmp_path / "later" / "runs" / "no_ssim" / "seed0")),
+                  strict=True):
+    np.testing.assert_array_equal(x, y)
+  assert _launch("study.py", "train", *later, timeout=300).stdout.count("finished already") == 3
+
+
+def test_adopt_without_a_record_is_one_line(tmp_path):
+  done = _launch("study.py", "adopt", "--budget=smoke", f"--root={tmp_path}/root",
+                 f"--record={tmp_path}", timeout=120)
+  assert done.returncode == 2
+  assert done.stderr.strip().splitlines() == [
+      f"error: {tmp_path} holds no study record (record.json); the report stage writes one"]
 
 
 @pytest.mark.parametrize("stage", ["evaluate", "report"])

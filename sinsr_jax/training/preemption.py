@@ -10,7 +10,10 @@ A Python signal handler runs only when the main thread returns to the interprete
 through ``signal``'s wakeup file descriptor: it runs the registered cleanups (grain's worker
 processes, the workdir lock), prints one line and ends the process with ``os._exit`` (status
 128 + the signal number). Unwinding the main thread instead could interrupt a library at any
-line (a worker process half started) and leave its exit handlers to fail noisily.
+line (a worker process half started) and leave its exit handlers to fail noisily. A cleanup
+that hangs (a data worker caught half started, which a join then waits on forever) does not
+hold the stop: after ``HARD_STOP_S`` the child processes are killed, the essential cleanups
+(the workdir lock) run, and the process ends all the same.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import jax
 from absl import logging
 
 from sinsr_jax.runtime import console, paths
+
+HARD_STOP_S = 10.0  # a prompt stop's graceful cleanups get this long before the forced end
 
 
 def newest_checkpoint_on_disk(workdir: str | None) -> int | None:
@@ -102,6 +107,9 @@ class StopRequest:
     self._seen = 0
     self._previous = {}
     self._cleanups: list[Callable[[], None]] = []
+    self._essential: list[Callable[[], None]] = []
+    self._done: list[Callable[[], None]] = []  # the cleanups that have run
+    self._ending = threading.Lock()  # the graceful path or the deadline: one of them ends it
     self._pipe = None
     self._previous_fd = -1
     self._watcher = None
@@ -112,9 +120,12 @@ class StopRequest:
     """From now on a first signal ends the current step and checkpoints."""
     self._armed = True
 
-  def on_hard_stop(self, cleanup: Callable[[], None]) -> None:
-    """Runs ``cleanup`` (newest first) before a prompt stop ends the process."""
+  def on_hard_stop(self, cleanup: Callable[[], None], essential: bool = False) -> None:
+    """Runs ``cleanup`` (newest first) before a prompt stop ends the process. ``essential``: also
+    when the stop is forced past its deadline (quick, and never blocks: the workdir lock)."""
     self._cleanups.append(cleanup)
+    if essential:
+      self._essential.append(cleanup)
 
   def _message(self, name: str) -> str:
     step = newest_checkpoint_on_disk(self._workdir)
@@ -153,13 +164,17 @@ class StopRequest:
                           signal.Signals(signum).name)
 
   def _hard_stop(self, signum: int) -> None:
-    _STARTING_CHILD.acquire(timeout=10)  # kept: a start under way ends, no other one begins
     message = self._message(signal.Signals(signum).name)
+    deadline = threading.Timer(HARD_STOP_S, self._forced_stop, (signum, message))
+    deadline.daemon = True
+    deadline.start()
+    _STARTING_CHILD.acquire(timeout=HARD_STOP_S / 2)  # kept: a start under way ends, no other
     for cleanup in reversed(self._cleanups):
       try:
         cleanup()
       except Exception as e:  # the process ends anyway; say why a cleanup did not finish
         logging.warning("Cleanup before stopping failed: %s", e)
+      self._done.append(cleanup)
     # What atexit would do for multiprocessing: its finalizers unlink the semaphores of the
     # queues (else the resource tracker reports them as leaked) and stop child processes.
     # Anything they print (a finalizer of a worker that failed to start) goes to log.txt.
@@ -169,6 +184,25 @@ class StopRequest:
       mp_util._exit_function()
     if finalizers.getvalue():
       logging.info("Exit handlers before stopping: %s", finalizers.getvalue())
+    self._end(signum, message)
+
+  def _forced_stop(self, signum: int, message: str) -> None:
+    """The deadline's side: a graceful cleanup hangs. The children go first (what a join waits
+    on), then the essential cleanups that have not run, then the same one line."""
+    if not self._ending.acquire(blocking=False):
+      return
+    logging.warning("Cleanups did not finish in %.0f s: ending the process anyway.", HARD_STOP_S)
+    _kill_children_left()
+    for cleanup in [c for c in reversed(self._essential) if c not in self._done]:
+      try:
+        cleanup()
+      except Exception as e:
+        logging.warning("Cleanup before stopping failed: %s", e)
+    self._end(signum, message, held=True)
+
+  def _end(self, signum: int, message: str, held: bool = False) -> None:
+    if not held and not self._ending.acquire(blocking=False):
+      threading.Event().wait()  # the deadline's thread is ending the process
     console.close()  # a progress line on the terminal ends first
     sys.stderr.flush()
     print(message, flush=True)

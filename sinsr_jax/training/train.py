@@ -149,7 +149,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   ensure_writable_dir(workdir)
   with preemption.StopRequest(workdir) as stop, workdir_lock.WorkdirLock(
       workdir, "training", jax.process_index()) as lock:
-    stop.on_hard_stop(lock.release)
+    stop.on_hard_stop(lock.release, essential=True)
     opened = []  # closed however the run ends: grain's workers, orbax's writer threads
     try:
       return _train(config, workdir, stop, opened)
