@@ -11,7 +11,8 @@ evaluations as up to date, so that the study goes on on another machine, or afte
 lost, from where the record stops, and the report is made again from it. Nothing in a root is
 overwritten: a run or an evaluation the root already has is kept as it is. The record holds no
 weights, so a shared stem that a run still to be trained needs is trained again
-(study_train: the same config and seed give the same checkpoint).
+(study_train; the same config and seed give the same checkpoint on the same kind of
+machine).
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def train(a, make_plan, say=print, after=None) -> int:
     total = sum(_steps_left(r, root) for r in todo)
     if stem_to_train_again(run, plan, root):
       say(f"{tag}: finished in the adopted record, which holds no weights: trained again for "
-          "the runs that start from it (the same config and seed give the same checkpoint)")
+          "the runs that start from it")
     eta = "" if rate is None else (
         f", ~{_clock(left * rate)} (ETA {_at(left * rate)}); all left ~{_clock(total * rate)}")
     say(f"{tag}: {left} steps{eta}; log {_log(root, run)}")
