@@ -366,6 +366,17 @@ def test_a_study_with_its_root_in_the_bucket_trains_evaluates_and_resumes(gcs, t
   assert again.returncode == 0 and again.stdout.count("finished already") == 2, again.stdout
   again = _launch("study.py", "evaluate", *common, *scoring, timeout=300)
   assert again.returncode == 0 and "evaluate synthetic/seed0/sinsr: up to date" in again.stdout
+  # The report's record (local) taken into another root in the bucket: all done there too.
+  later = [*[x for x in common if not x.startswith("--root=")], "--root=gs://bucket/later"]
+  adopted = _launch("study.py", "adopt", *later, f"--record={out / 'record'}", timeout=120)
+  assert adopted.stdout.strip().splitlines()[-1].endswith(
+      ": 2 run(s), 1 evaluation(s); 0 the root already had, kept as they were"), adopted.stdout
+  state = _launch("study.py", "status", *later, *scoring, timeout=120)
+  assert state.stdout.strip().splitlines()[-2:] == [
+      "2 runs: 2 finished, 0 under way, 0 waiting; about 0 min of training left",
+      "evaluations (each finished run on each source): 1 of 1 up to date"], state.stdout
+  job = json.loads(paths.read_text("gs://bucket/later/evaluation/synthetic/seed0/sinsr/job.json"))
+  assert "--run=gs://bucket/later/runs/sinsr/seed0" in job  # re-rooted
 
 
 @pytest.mark.slow
