@@ -109,7 +109,7 @@ def train(a, make_plan, say=print, after=None) -> int:
   ``after(run)``: called after each run that finished (``all`` scores it there)."""
   root = files.root_path(a.root)
   attempted, failed, announced = set(), [], set()
-  rate = _measured_rate(root)  # seconds per step, from the runs timed so far
+  rates = _measured_rates(root)  # seconds per step, from the runs timed so far
   start = time.time()
   while True:
     plan = make_plan(None)
@@ -146,12 +146,13 @@ def train(a, make_plan, say=print, after=None) -> int:
         continue
       seed_from_stem(run, stem, root)
     left = _steps_left(run, root)
-    total = sum(_steps_left(r, root) for r in todo)
     if stem_to_train_again(run, plan, root):
       say(f"{tag}: finished in the adopted record, which holds no weights: trained again for "
           "the runs that start from it")
+    rate = _rate(rates, run.name)
+    total = sum(_steps_left(r, root) * (_rate(rates, r.name) or 0) for r in todo)
     eta = "" if rate is None else (
-        f", ~{_clock(left * rate)} (ETA {_at(left * rate)}); all left ~{_clock(total * rate)}")
+        f", ~{_clock(left * rate)} (ETA {_at(left * rate)}); all left ~{_clock(total)}")
     say(f"{tag}: {left} steps{eta}; log {_log(root, run)}")
     began = time.time()
     code = files.run_logged(run.argv(root), _log(root, run), (
@@ -163,8 +164,7 @@ def train(a, make_plan, say=print, after=None) -> int:
       failed.append(f"{run.name} seed {run.seed}")
       say(f"{tag}: FAILED (exit {code}) after {_clock(took)}; its log: {_log(root, run)}")
       continue
-    if left:
-      rate = took / left if rate is None else 0.5 * (rate + took / left)
+    rates = _measured_rates(root)
     say(f"{tag}: done in {_clock(took)}")
     if after is not None:
       after(run)
@@ -181,32 +181,43 @@ def status(a, make_plan, say=print) -> int:
   the time the rest needs at the measured seconds per step."""
   root = files.root_path(a.root)
   plan = make_plan(strongest(root, make_plan(None).runs))
-  rate, left, counts = _measured_rate(root), 0, {"finished": 0, "under way": 0, "waiting": 0}
+  rates, left, counts = _measured_rates(root), 0.0, {"finished": 0, "under way": 0, "waiting": 0}
   for run in plan.runs:
     if plan_.finished(run, root):
       state = "finished"
     else:
       step = plan_.final_step(run.folder(root))
       state = "under way" if step else "waiting"
-      left += _steps_left(run, root)
+      left += _steps_left(run, root) * (_rate(rates, run.name) or 0)
       if step:
         say(f"{run.name} seed {run.seed}: under way, validated at step {step}")
     counts[state] += 1
-  eta = f"; about {_clock(left * rate)} of training left" if rate else ""
+  eta = f"; about {_clock(left)} of training left" if rates else ""
   say(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items())
       + f"{eta}" + (f"; not planned yet: {len(plan.pending)} (chosen after seed 0)"
                     if plan.pending else ""))
   return 0
 
 
-def _measured_rate(root: pathlib.Path) -> float | None:
-  """Seconds per step over the study's finished trainings (timings.jsonl), None before one."""
+def _measured_rates(root: pathlib.Path) -> dict[str, float]:
+  """Seconds per step over the study's finished trainings (timings.jsonl): {run name: rate}
+  and, under "", over all of them; empty before the first. A GAN step costs about twice a
+  pixel-loss step, and the models differ, so a run's own name (another seed) is the better
+  guess."""
   path = root / "timings.jsonl"
   if not path.exists():
-    return None
+    return {}
   lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
   done = [x for x in lines if x["stage"] == "train" and x["steps"] and not x["exit"]]
-  return sum(x["seconds"] for x in done) / sum(x["steps"] for x in done) if done else None
+  out = {}
+  for name in {"", *(x["what"].rsplit(" seed ", 1)[0] for x in done)}:
+    mine = [x for x in done if not name or x["what"].rsplit(" seed ", 1)[0] == name]
+    out[name] = sum(x["seconds"] for x in mine) / sum(x["steps"] for x in mine)
+  return out
+
+
+def _rate(rates: dict[str, float], name: str) -> float | None:
+  return rates.get(name, rates.get(""))
 
 
 def record_time(root: pathlib.Path, stage: str, what: str, seconds: float, steps: int = 0,
