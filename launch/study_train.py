@@ -209,6 +209,8 @@ def _measured_rates(root: pathlib.Path) -> dict[str, float]:
     return {}
   lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
   done = [x for x in lines if x["stage"] == "train" and x["steps"] and not x["exit"]]
+  if not done:
+    return {}
   out = {}
   for name in {"", *(x["what"].rsplit(" seed ", 1)[0] for x in done)}:
     mine = [x for x in done if not name or x["what"].rsplit(" seed ", 1)[0] == name]

@@ -360,3 +360,15 @@ def test_the_report_says_whether_the_perceptual_term_was_on():
   on = study_report.perceptual_line(plan(
       "--budget=converged", "--family_set=loss.weights.perceptual=(2.0,1.5)"))
   assert "is on in SINSR's runs (weights (2.0, 1.5))" in on
+
+
+def test_a_runs_eta_comes_from_its_own_name_at_another_seed(tmp_path):
+  import study_train
+
+  assert study_train._measured_rates(tmp_path) == {}
+  for what, seconds, steps in (("sinsr seed 0", 900, 700), ("vdsr seed 0", 300, 1500),
+                               ("sinsr_pretrain seed 1", 0, 0)):  # bicubic-like: no steps
+    study_train.record_time(tmp_path, "train", what, seconds, steps)
+  rates = study_train._measured_rates(tmp_path)
+  assert rates == pytest.approx({"sinsr": 900 / 700, "vdsr": 0.2, "": 1200 / 2200})
+  assert study_train._rate(rates, "no_ssim") == rates[""]  # never timed: the mean of all
