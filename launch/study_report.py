@@ -316,8 +316,9 @@ def report(a, plan: plan_.Plan, say=print) -> int:
   out.mkdir(parents=True, exist_ok=True)
   runs = [r for r in plan.runs if r.name != plan_.STEM]
   deltas = {}
-  for run in runs:
-    deltas.setdefault(run.name, []).append(convergence(curve(run.folder(root))))
+  for run in runs:  # a run still training has a curve, but no verdict on its end yet
+    if plan_.finished(run, root):
+      deltas.setdefault(run.name, []).append(convergence(curve(run.folder(root))))
   unconverged = {n for n, d in deltas.items() if any(x is not None and x >= FLAT_DB for x in d)}
 
   def converged_of(label: str) -> str:

@@ -372,3 +372,39 @@ def test_a_runs_eta_comes_from_its_own_name_at_another_seed(tmp_path):
   rates = study_train._measured_rates(tmp_path)
   assert rates == pytest.approx({"sinsr": 900 / 700, "vdsr": 0.2, "": 1200 / 2200})
   assert study_train._rate(rates, "no_ssim") == rates[""]  # never timed: the mean of all
+
+
+def test_only_finished_runs_are_judged_converged_and_the_record_holds_them(tmp_path):
+  import study_plan
+
+  a = study._parse(["report", "--budget=converged", f"--root={tmp_path}/root", "--only=sinsr",
+                    f"--out={tmp_path}/out"])
+  plan = study.make_plan(a)
+  root = tmp_path / "root"
+  # sinsr seed 0 finished, flat over its last 20%; seed 1 still training, far from flat.
+  for seed, step, curve in ((0, 1500, [(1100, 27.0), (1200, 27.05), (1500, 27.1)]),
+                            (1, 1000, [(800, 26.0), (1000, 27.0)])):
+    run = next(r for r in plan.runs if (r.name, r.seed) == ("sinsr", seed))
+    folder = run.folder(root)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(study_plan.resolved(run).to_dict()))
+    (folder / "metrics.json").write_text(json.dumps({
+        "step": step, "psnr_db": curve[-1][1],
+        "history": [{"step": s, "psnr_db": p} for s, p in curve]}))
+  assert study_plan.finished(plan.runs[1], root) and plan.runs[1].seed == 0
+  scored = root / "evaluation" / "synthetic" / "seed0" / "sinsr"
+  scored.mkdir(parents=True)
+  records = {label: [{"image": f"{i}.png", "psnr_db": 27.0 + i + bonus, "ssim": 0.7,
+                      "gmsd": 0.05, "edge_f1": 0.9} for i in range(3)]
+             for label, bonus in (("sinsr", 0.5), ("bicubic", 0.0))}
+  (scored / "results.json").write_text(json.dumps({"per_image": records}))
+  (scored / "job.json").write_text("[]")
+  assert study.report(a) == 0
+  summary = (tmp_path / "out" / "SUMMARY.md").read_text()
+  # From step 1200 (80%) to 1500: 0.05 dB. Seed 1's partial curve (1.0 dB) is not judged.
+  assert "| sinsr | 1 | 0.050 | yes |" in summary, summary
+  record = tmp_path / "out" / "record"
+  assert json.loads((record / "record.json").read_text())["runs"] == 1  # seed 0 only
+  assert (record / "runs" / "sinsr" / "seed0" / "metrics.json").exists()
+  assert not (record / "runs" / "sinsr" / "seed1").exists()
+  assert (record / "evaluation" / "synthetic" / "seed0" / "sinsr" / "results.json").exists()
