@@ -150,6 +150,12 @@ def checkpoint_steps(folder: pathlib.Path) -> list[int]:
   return sorted(int(p.name) for p in where.iterdir() if p.name.isdigit()) if where.exists() else []
 
 
+def without_weights(run: Run, root: pathlib.Path) -> bool:
+  """Finished, but its last checkpoint is not there (a run adopted from a study record)."""
+  return finished(run, root) and final_step(run.folder(root)) not in checkpoint_steps(
+      run.folder(root))
+
+
 def finished(run: Run, root: pathlib.Path) -> bool:
   """The folder holds this very run (its full config) trained to its last step."""
   config = resolved(run)

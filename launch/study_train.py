@@ -81,9 +81,7 @@ def _log(root: pathlib.Path, run: plan_.Run) -> pathlib.Path:
 def stem_to_train_again(run: plan_.Run, plan: plan_.Plan, root: pathlib.Path) -> bool:
   """A finished stem without its last checkpoint (adopted from a record, study_record) that a run
   still to be trained starts from."""
-  if run.name != plan_.STEM or not plan_.finished(run, root):
-    return False
-  if plan_.final_step(run.folder(root)) in plan_.checkpoint_steps(run.folder(root)):
+  if run.name != plan_.STEM or not plan_.without_weights(run, root):
     return False
   return any(r.stem == run.name and r.seed == run.seed and not plan_.finished(r, root)
              and not (r.folder(root) / "shared_from.json").exists() for r in plan.runs)
@@ -94,8 +92,8 @@ def _steps_left(run: plan_.Run, root: pathlib.Path) -> int:
   if config.model.name == "bicubic":
     return 0
   done = plan_.final_step(run.folder(root)) or 0
-  if done not in plan_.checkpoint_steps(run.folder(root)) and plan_.finished(run, root):
-    done = max(plan_.checkpoint_steps(run.folder(root)), default=0)  # a record's: no weights
+  if plan_.without_weights(run, root):  # adopted from a record: trained again from its newest
+    done = max(plan_.checkpoint_steps(run.folder(root)), default=0)  # checkpoint, if any
   shared = config.train.pretrain_steps if run.stem and done == 0 else 0
   return max(config.train.num_steps - max(done, shared), 0)
 
