@@ -192,9 +192,19 @@ def status(a, make_plan, say=print) -> int:
     counts[state] += 1
   eta = f"; about {_clock(left)} of training left" if rates else ""
   say(f"{len(plan.runs)} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-      + f"{eta}" + (f"; not planned yet: {len(plan.pending)} (chosen after seed 0)"
-                    if plan.pending else ""))
+      + f"{eta}" + (f"; then {_pending_words(plan.pending)}" if plan.pending else ""))
   return 0
+
+
+def _pending_words(pending: list[str]) -> str:
+  """What cannot be planned before seed 0's baselines finish, as the runs it will become:
+  the STRONGEST of the candidates, at each of the other seeds (not every candidate)."""
+  names = sorted({p.rsplit(" seed ", 1)[0] for p in pending})
+  seeds = sorted({int(p.rsplit(" seed ", 1)[1]) for p in pending})
+  chosen = min(plan_.STRONGEST, len(names))
+  return (f"{chosen * len(seeds)} more: the {chosen} strongest of {len(names)} baselines at "
+          f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
+          "(chosen on validation when seed 0 has finished)")
 
 
 def _measured_rates(root: pathlib.Path) -> dict[str, float]:

@@ -374,6 +374,16 @@ def test_a_runs_eta_comes_from_its_own_name_at_another_seed(tmp_path):
   assert study_train._rate(rates, "no_ssim") == rates[""]  # never timed: the mean of all
 
 
+def test_status_counts_the_baselines_still_to_choose_as_the_runs_they_become(tmp_path):
+  import study_train
+
+  lines = []
+  a = _args("--budget=converged", f"--root={tmp_path}")
+  study_train.status(a, lambda chosen: study.make_plan(a, chosen), say=lines.append)
+  # 7 trained baselines are candidates at seeds 1 and 2, but only the 2 strongest are trained
+  assert "then 4 more: the 2 strongest of 7 baselines at seeds 1, 2" in lines[-1], lines
+
+
 def test_only_finished_runs_are_judged_converged_and_the_record_holds_them(tmp_path):
   import study_plan
 
