@@ -11,13 +11,13 @@ marked unconverged, and a baseline so marked is not ranked.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import json
 import math
 import os
 import pathlib
-import platform
 import subprocess
 
 import numpy as np
@@ -280,6 +280,10 @@ def curves_figure(path: pathlib.Path, runs: list[plan_.Run], root: pathlib.Path,
 
 # ---- the summary ---------------------------------------------------------------------------
 
+def _s(n: int) -> str:
+  return "" if n == 1 else "s"
+
+
 def _git(*args: str) -> str:
   try:
     return subprocess.run(["git", *args], cwd=plan_.REPO, capture_output=True, text=True,
@@ -296,10 +300,11 @@ def wall_time(root: pathlib.Path) -> list[str]:
   by_stage = {}
   for line in lines:
     by_stage[line["stage"]] = by_stage.get(line["stage"], 0.0) + line["seconds"]
-  machines = sorted({f"{x['host']} ({x['cpus']} CPUs, {x['machine']})" for x in lines})
+  machines = sorted({f"{x['host']} ({x['cpus']} CPUs, {x.get('cpu') or x['machine']})"
+                     for x in lines})
   return [f"Wall time: {sum(by_stage.values()) / 3600:.1f} h in all ("
           + ", ".join(f"{k} {v / 3600:.1f} h" for k, v in by_stage.items())
-          + f"), on {', '.join(machines)}; {platform.processor() or platform.machine()}."]
+          + f"), on {', '.join(machines)}."]
 
 
 def report(a, plan: plan_.Plan, say=print) -> int:
@@ -462,11 +467,12 @@ def _head(a, root: pathlib.Path, plan: plan_.Plan) -> list[str]:
   infos = [json.loads(p.read_text()) for p in (root / "runs").glob("*/seed*/run_info.json")]
   commits = sorted({i.get("git_commit", "unknown")[:7] + ("+dirty" if "dirty" in i.get(
       "git_commit", "") else "") for i in infos})
-  digests = sorted({i.get("code_digest", "not recorded") for i in infos})
+  digests = collections.Counter(i.get("code_digest", "not recorded") for i in infos)
   stages = ("prepare", "frames", "train", "evaluate", "report")
   return [f"# The study at budget `{a.budget}`", "",
           f"Runs trained at commit(s) {', '.join(commits) or 'unknown'} (code digests "
-          f"{', '.join(digests)}: sinsr_jax/ and configs/, recorded in each run_info.json), "
+          f"{', '.join(f'{d} ({n} run{_s(n)})' for d, n in sorted(digests.items()))}: "
+          "sinsr_jax/ and configs/, recorded in each run_info.json), "
           f"reported at {_git('rev-parse', '--short', 'HEAD')} on "
           f"{datetime.date.today().isoformat()}. {' '.join(wall_time(root))}", "",
           perceptual_line(plan), "",

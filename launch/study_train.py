@@ -238,7 +238,21 @@ def record_time(root: pathlib.Path, stage: str, what: str, seconds: float, steps
   files.append(root / "timings.jsonl", json.dumps({
       "stage": stage, "what": what, "seconds": round(seconds, 1), "steps": steps, "exit": code,
       "host": platform.node(), "cpus": os.cpu_count(), "machine": platform.machine(),
+      "cpu": cpu_model(),
       "date": datetime.datetime.now().isoformat(timespec="seconds")}) + "\n")
+
+
+def cpu_model() -> str:
+  """The CPU's model name (Linux), "" elsewhere: XLA's CPU numerics differ between models, so
+  the study records which one trained each run."""
+  try:
+    first = pathlib.Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]  # one core
+  except OSError:
+    return ""
+  field = {k.strip(): v.strip() for k, _, v in (x.partition(":") for x in first.splitlines())}
+  wide = " AVX-512" if " avx512f" in f" {field.get('flags', '')} " else ""
+  return (f"{field.get('model name', '')} (family {field.get('cpu family', '?')} model "
+          f"{field.get('model', '?')}{wide})" if "model name" in field else "")
 
 
 def _at(seconds: float) -> str:

@@ -372,6 +372,11 @@ def test_a_runs_eta_comes_from_its_own_name_at_another_seed(tmp_path):
   rates = study_train._measured_rates(tmp_path)
   assert rates == pytest.approx({"sinsr": 900 / 700, "vdsr": 0.2, "": 1200 / 2200})
   assert study_train._rate(rates, "no_ssim") == rates[""]  # never timed: the mean of all
+  import study_report  # the summary names the CPU model that trained the runs, where known
+
+  line = json.loads((tmp_path / "timings.jsonl").read_text().splitlines()[0])
+  assert line["cpu"] == study_train.cpu_model()
+  assert f"CPUs, {line['cpu'] or line['machine']})" in study_report.wall_time(tmp_path)[0]
 
 
 def test_status_counts_the_baselines_still_to_choose_as_the_runs_they_become(tmp_path):
