@@ -369,7 +369,11 @@ def report(a, plan: plan_.Plan, say=print) -> int:
   table, real_ablations, synthetic_ablations = ablation_table(real, synthetic, unconverged)
   found += [("Each loss term and variant against full SINSR", "real", real_ablations),
             ("Each loss term and variant against full SINSR", "synthetic", synthetic_ablations)]
-  summary[len(head):len(head)] = ["## Verdicts", "", *plain_verdicts(found, unconverged), ""]
+  summary[len(head):len(head)] = [
+      "## Verdicts", "", "On real frames, the questions the study asks (structure: every metric "
+      "but PSNR; a difference counts where its 95% interval excludes 0 after Holm's "
+      "correction):", "", *answers(found, unconverged), "", "Every comparison:", "",
+      *plain_verdicts(found, unconverged), ""]
   summary += ["## Ablations", "",
               "Each run minus full SINSR, paired over (frame or image, seed): mean [95% "
               "interval]; ▲/▼ a difference that survives Holm's correction over the table's "
@@ -381,6 +385,83 @@ def report(a, plan: plan_.Plan, say=print) -> int:
                                                "lr_sizes": lr}, default=_json_number))
   say(f"wrote {out / 'SUMMARY.md'}")
   return 0
+
+
+def _sides(results, a: str, b: str) -> dict[str, list[str]]:
+  """The column titles where A is ahead, where B is, and the ties, for one pair."""
+  got = {"A": [], "B": [], "tie": [], "undecided": []}
+  for x, y, column, d in results:
+    if (x, y) == (a, b):
+      got[d.outcome(column.better)].append(column.title)
+  return got
+
+
+def _answer(got: dict[str, list[str]], ahead: str, behind: str) -> str:
+  """yes / no / mixed / no measurable difference, with the metrics that say so."""
+  if not any(got.values()):
+    return "not measured yet"
+  tie = f"; tie on {', '.join(got['tie'])}" if got["tie"] and (got["A"] or got["B"]) else ""
+  if got["A"] and got["B"]:
+    return (f"mixed: {ahead} on {', '.join(got['A'])}, {behind} on {', '.join(got['B'])}"
+            + tie)
+  if got["A"]:
+    return f"yes, {ahead} on {', '.join(got['A'])}" + tie
+  if got["B"]:
+    return f"no, {behind} on {', '.join(got['B'])}" + tie
+  return "no measurable difference" + (f" ({', '.join(got['undecided'])} undecided)"
+                                      if got["undecided"] else "")
+
+
+def _psnr(got: dict[str, list[str]]) -> str:
+  return ("ahead" if got["A"] else "behind" if got["B"] else "a tie" if got["tie"] else
+          "undecided" if got["undecided"] else "not measured yet")
+
+
+TERMS = {"no_adversarial": "the adversarial term", "no_gradient": "the Sobel gradient term",
+         "no_second_order": "the second-order term", "no_ssim": "the SSIM term",
+         "no_auxiliary": "the auxiliary term", "no_perceptual": "the perceptual term",
+         "fixed_weights": "the weight schedule"}
+
+
+def answers(found, unconverged: set[str]) -> list[str]:
+  """The study's questions answered in words from the real-frame comparisons: does SINSR keep
+  structure better than the strongest baselines, than the pixel loss alone; does each loss
+  term matter; does the gradient branch. A, the first of each pair, is the one asked about."""
+  real = {claim: results for claim, source, results in found if source == "real"}
+  strongest, pixel, branch, terms = (real[c] for c in list(real)[:4])
+
+  def only(results, psnr: bool):
+    return [r for r in results if (r[2].key == "psnr_db") == psnr]
+
+  def caveat(*names: str) -> str:
+    late = [n for n in names if n in unconverged]
+    return f" ({', '.join(late)} not converged)" if late else ""
+
+  said = [f"{a} against {b}: " + (
+      f"not ranked, {b} did not converge" if b in unconverged else
+      _answer(_sides(only(strongest, False), a, b), "ahead", "behind") + caveat(a))
+      for a, b in dict.fromkeys((a, b) for a, b, _, _ in strongest)]
+  terms_said = []
+  for name in dict.fromkeys(a for a, _, _, _ in terms):
+    if name not in TERMS:
+      continue
+    got = _sides(terms, name, "sinsr")  # the ablation is A: where SINSR (B) is ahead, it costs
+    words = [f"without it worse on {', '.join(got['B'])}" if got["B"] else "",
+             f"without it better on {', '.join(got['A'])}" if got["A"] else ""]
+    terms_said.append(f"{TERMS[name]}: " + ("; ".join(w for w in words if w) or
+                                             "no measurable effect") + caveat(name))
+  return [
+      "- **Does SINSR keep structure better than the strongest baselines?** "
+      + ("; ".join(said) or "not measured yet") + ".",
+      "- **Does its structure-informed GAN phase keep structure better than the pixel loss "
+      "alone?** " + _answer(_sides(only(pixel, False), "sinsr", plan_.PIXEL_ONLY), "ahead",
+                            "behind") + caveat("sinsr") + "; on PSNR "
+      + _psnr(_sides(only(pixel, True), "sinsr", plan_.PIXEL_ONLY)) + ".",
+      "- **Does each loss term matter?** " + ("; ".join(terms_said) or "not measured yet") + ".",
+      "- **Does the gradient branch help?** "
+      + _answer(_sides(only(branch, False), "sinsr_gradient_branch", "sinsr"), "ahead of SINSR",
+                "behind SINSR") + caveat("sinsr_gradient_branch") + "; on PSNR "
+      + _psnr(_sides(only(branch, True), "sinsr_gradient_branch", "sinsr")) + "."]
 
 
 def plain_verdicts(found, unconverged: set[str]) -> list[str]:
