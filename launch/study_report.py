@@ -44,6 +44,10 @@ REAL = (Column("psnr_db", "PSNR (dB)", "higher", 2), Column("ssim", "SSIM", "hig
         Column("gmsd", "GMSD", "lower", 4), Column("edge_f1", "Edge F1", "higher", 4),
         Column("size_error", "Size error", "lower", 3), Column("size_w1", "Size W1", "lower", 3))
 SYNTHETIC = REAL[:4]
+STRONGEST_CLAIM = "SINSR against the strongest baselines (chosen on validation PSNR at seed 0)"
+PIXEL_CLAIM = "The structure-informed GAN phase against the pixel loss alone"
+BRANCH_CLAIM = "The gradient branch"
+TERMS_CLAIM = "Each loss term and variant against full SINSR"
 FAMILY_ROWS = ("sinsr", "sinsr_gradient_branch", plan_.PIXEL_ONLY)
 ABLATIONS = ("no_adversarial", "no_gradient", "no_second_order", "no_ssim", "no_auxiliary",
              "no_perceptual", "fixed_weights", "sinsr_gradient_branch", plan_.PIXEL_ONLY)
@@ -340,11 +344,11 @@ def report(a, plan: plan_.Plan, say=print) -> int:
   rows = ["bicubic", *FAMILY_ROWS, *strongest,
           *sorted(n for n in plan_.baselines() if n not in strongest and n != "bicubic")]
   claims = {
-      "SINSR against the strongest baselines (chosen on validation PSNR at seed 0)": [
+      STRONGEST_CLAIM: [
           (ours, b) for ours in ("sinsr", "sinsr_gradient_branch") for b in strongest],
-      "The structure-informed GAN phase against the pixel loss alone": [
+      PIXEL_CLAIM: [
           ("sinsr", plan_.PIXEL_ONLY)],
-      "The gradient branch": [("sinsr_gradient_branch", "sinsr")],
+      BRANCH_CLAIM: [("sinsr_gradient_branch", "sinsr")],
   }
   summary = head = _head(a, root, plan)
   summary, found = list(head), []
@@ -367,8 +371,8 @@ def report(a, plan: plan_.Plan, say=print) -> int:
       found.append((claim, source, results))
       summary += [f"### {claim} ({source})", "", *verdict_lines(results, unconverged), ""]
   table, real_ablations, synthetic_ablations = ablation_table(real, synthetic, unconverged)
-  found += [("Each loss term and variant against full SINSR", "real", real_ablations),
-            ("Each loss term and variant against full SINSR", "synthetic", synthetic_ablations)]
+  found += [(TERMS_CLAIM, "real", real_ablations), (TERMS_CLAIM, "synthetic",
+                                                     synthetic_ablations)]
   summary[len(head):len(head)] = [
       "## Verdicts", "", "On real frames, the questions the study asks (structure: every metric "
       "but PSNR; a difference counts where its 95% interval excludes 0 after Holm's "
@@ -428,7 +432,8 @@ def answers(found, unconverged: set[str]) -> list[str]:
   structure better than the strongest baselines, than the pixel loss alone; does each loss
   term matter; does the gradient branch. A, the first of each pair, is the one asked about."""
   real = {claim: results for claim, source, results in found if source == "real"}
-  strongest, pixel, branch, terms = (real[c] for c in list(real)[:4])
+  strongest, pixel, branch, terms = (real.get(c, []) for c in (
+      STRONGEST_CLAIM, PIXEL_CLAIM, BRANCH_CLAIM, TERMS_CLAIM))
 
   def only(results, psnr: bool):
     return [r for r in results if (r[2].key == "psnr_db") == psnr]

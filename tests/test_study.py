@@ -433,20 +433,22 @@ def test_the_verdicts_answer_each_question_in_words_from_the_real_frame_comparis
   def d(mean, p):  # a difference, A minus B, with its Holm-adjusted p-value
     return Difference(mean, mean - 0.1, mean + 0.1, p, 8, 3, p_holm=p)
 
-  psnr, ssim, gmsd = study_report.REAL[:3]
+  r = study_report
+  psnr, ssim, gmsd = r.REAL[:3]
   found = [
-      ("strongest", "real", [("sinsr", "vdsr", psnr, d(0.3, 0.001)),  # ahead on PSNR only:
-                             ("sinsr", "vdsr", ssim, d(0.0, 0.9)),  # structure ties
-                             ("sinsr", "vdsr", gmsd, d(0.002, 0.01)),  # GMSD: lower is better
-                             ("sinsr", "esrgan", ssim, d(0.01, 0.001))]),
-      ("pixel", "real", [("sinsr", "sinsr_pixel", psnr, d(-0.1, 0.001)),
-                         ("sinsr", "sinsr_pixel", gmsd, d(-0.001, 0.02))]),
-      ("branch", "real", [("sinsr_gradient_branch", "sinsr", ssim, d(0.0, 0.5))]),
-      ("terms", "real", [("no_ssim", "sinsr", ssim, d(-0.01, 0.001)),
-                         ("no_adversarial", "sinsr", psnr, d(0.05, 0.01)),
-                         ("no_second_order", "sinsr", gmsd, d(0.0, 0.7)),
-                         ("sinsr_pixel", "sinsr", psnr, d(0.1, 0.001))]),
-      ("strongest", "synthetic", [("sinsr", "vdsr", ssim, d(0.01, 0.001))]),
+      (r.STRONGEST_CLAIM, "real", [
+          ("sinsr", "vdsr", psnr, d(0.3, 0.001)),  # ahead on PSNR only: structure is asked
+          ("sinsr", "vdsr", ssim, d(0.0, 0.9)),
+          ("sinsr", "vdsr", gmsd, d(0.002, 0.01)),  # GMSD: lower is better
+          ("sinsr", "esrgan", ssim, d(0.01, 0.001))]),
+      (r.PIXEL_CLAIM, "real", [("sinsr", "sinsr_pixel", psnr, d(-0.1, 0.001)),
+                               ("sinsr", "sinsr_pixel", gmsd, d(-0.001, 0.02))]),
+      (r.BRANCH_CLAIM, "real", [("sinsr_gradient_branch", "sinsr", ssim, d(0.0, 0.5))]),
+      (r.TERMS_CLAIM, "real", [("no_ssim", "sinsr", ssim, d(-0.01, 0.001)),
+                               ("no_adversarial", "sinsr", psnr, d(0.05, 0.01)),
+                               ("no_second_order", "sinsr", gmsd, d(0.0, 0.7)),
+                               ("sinsr_pixel", "sinsr", psnr, d(0.1, 0.001))]),
+      (r.STRONGEST_CLAIM, "synthetic", [("sinsr", "vdsr", ssim, d(0.01, 0.001))]),
   ]
   lines = study_report.answers(found, unconverged={"esrgan", "no_ssim"})
   assert lines[0] == ("- **Does SINSR keep structure better than the strongest baselines?** "
