@@ -549,6 +549,17 @@ def perceptual_line(plan: plan_.Plan) -> str:
           "`--family_set='loss.weights.perceptual=(2.0,1.5)'` to every stage.")
 
 
+def progress_line(root: pathlib.Path, plan: plan_.Plan) -> list[str]:
+  """Says the study is under way, and how far, while any planned training is unfinished."""
+  done = sum(plan_.finished(r, root) for r in plan.runs)  # bicubic included, as in status
+  total = len(plan.runs) + study_train.still_to_plan(plan.pending)
+  if done == total:
+    return []
+  return [f"**Under way: {done} of {total} runs finished.** The tables and verdicts say "
+          "what the finished runs say; a row with fewer seeds than the budget's, or a verdict "
+          "not measured yet, waits for the rest (`python launch/study.py status`).", ""]
+
+
 def _head(a, root: pathlib.Path, plan: plan_.Plan) -> list[str]:
   infos = [json.loads(p.read_text()) for p in (root / "runs").glob("*/seed*/run_info.json")]
   commits = sorted({i.get("git_commit", "unknown")[:7] + ("+dirty" if "dirty" in i.get(
@@ -561,6 +572,6 @@ def _head(a, root: pathlib.Path, plan: plan_.Plan) -> list[str]:
           "sinsr_jax/ and configs/, recorded in each run_info.json), "
           f"reported at {_git('rev-parse', '--short', 'HEAD')} on "
           f"{datetime.date.today().isoformat()}. {' '.join(wall_time(root))}", "",
-          perceptual_line(plan), "",
+          *progress_line(root, plan), perceptual_line(plan), "",
           "```bash", *[f"python launch/study.py {s} {a.cli(s)}".rstrip() for s in stages], "```",
           ""]

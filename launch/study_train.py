@@ -196,13 +196,20 @@ def status(a, make_plan, say=print) -> int:
   return 0
 
 
+def still_to_plan(pending: list[str]) -> int:
+  """How many trainings the pending candidates become: the STRONGEST at each other seed."""
+  names = {p.rsplit(" seed ", 1)[0] for p in pending}
+  seeds = {p.rsplit(" seed ", 1)[1] for p in pending}
+  return min(plan_.STRONGEST, len(names)) * len(seeds)
+
+
 def _pending_words(pending: list[str]) -> str:
   """What cannot be planned before seed 0's baselines finish, as the runs it will become:
   the STRONGEST of the candidates, at each of the other seeds (not every candidate)."""
   names = sorted({p.rsplit(" seed ", 1)[0] for p in pending})
   seeds = sorted({int(p.rsplit(" seed ", 1)[1]) for p in pending})
   chosen = min(plan_.STRONGEST, len(names))
-  return (f"{chosen * len(seeds)} more: the {chosen} strongest of {len(names)} baselines at "
+  return (f"{still_to_plan(pending)} more: the {chosen} strongest of {len(names)} baselines at "
           f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
           "(chosen on validation when seed 0 has finished)")
 

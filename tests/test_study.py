@@ -418,6 +418,8 @@ def test_only_finished_runs_are_judged_converged_and_the_record_holds_them(tmp_p
   summary = (tmp_path / "out" / "SUMMARY.md").read_text()
   # From step 1200 (80%) to 1500: 0.05 dB. Seed 1's partial curve (1.0 dB) is not judged.
   assert "| sinsr | 1 | 0.050 | yes |" in summary, summary
+  # --only=sinsr plans the stem and sinsr at 3 seeds; one of the six has finished
+  assert f"**Under way: 1 of {len(plan.runs)} runs finished.**" in summary
   record = tmp_path / "out" / "record"
   assert json.loads((record / "record.json").read_text())["runs"] == 1  # seed 0 only
   assert (record / "runs" / "sinsr" / "seed0" / "metrics.json").exists()
