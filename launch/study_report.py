@@ -485,10 +485,7 @@ def plain_verdicts(found, unconverged: set[str]) -> list[str]:
       if b in unconverged and b in plan_.baselines():
         lines.append(f"- {a} vs {b}: not ranked, {b} did not converge.")
         continue
-      got = {"A": [], "B": [], "tie": [], "undecided": []}
-      for x, y, column, d in results:
-        if (x, y) == (a, b):
-          got[d.outcome(column.better)].append(column.title)
+      got = _sides(results, a, b)
       words = [f"{a} ahead on {', '.join(got['A'])}" if got["A"] else "",
                f"{b} ahead on {', '.join(got['B'])}" if got["B"] else "",
                f"tie on {', '.join(got['tie'])}" if got["tie"] else "",

@@ -196,22 +196,25 @@ def status(a, make_plan, say=print) -> int:
   return 0
 
 
+def _candidates(pending: list[str]) -> tuple[list[str], list[int]]:
+  """The baseline names and the seeds of the pending "<name> seed <k>" entries."""
+  split = [p.rsplit(" seed ", 1) for p in pending]
+  return sorted({n for n, _ in split}), sorted({int(k) for _, k in split})
+
+
 def still_to_plan(pending: list[str]) -> int:
   """How many trainings the pending candidates become: the STRONGEST at each other seed."""
-  names = {p.rsplit(" seed ", 1)[0] for p in pending}
-  seeds = {p.rsplit(" seed ", 1)[1] for p in pending}
+  names, seeds = _candidates(pending)
   return min(plan_.STRONGEST, len(names)) * len(seeds)
 
 
 def _pending_words(pending: list[str]) -> str:
   """What cannot be planned before seed 0's baselines finish, as the runs it will become:
   the STRONGEST of the candidates, at each of the other seeds (not every candidate)."""
-  names = sorted({p.rsplit(" seed ", 1)[0] for p in pending})
-  seeds = sorted({int(p.rsplit(" seed ", 1)[1]) for p in pending})
-  chosen = min(plan_.STRONGEST, len(names))
-  return (f"{still_to_plan(pending)} more: the {chosen} strongest of {len(names)} baselines at "
-          f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
-          "(chosen on validation when seed 0 has finished)")
+  names, seeds = _candidates(pending)
+  return (f"{still_to_plan(pending)} more: the {min(plan_.STRONGEST, len(names))} strongest "
+          f"of {len(names)} baselines at seed{'s' if len(seeds) > 1 else ''} "
+          f"{', '.join(map(str, seeds))} (chosen on validation when seed 0 has finished)")
 
 
 def _measured_rates(root: pathlib.Path) -> dict[str, float]:
